@@ -1,0 +1,1 @@
+"""Homomorphic encryption backends of `SecureTensor`: CKKS (TenSEAL) and Paillier (phe)."""
