@@ -218,6 +218,14 @@ class TCPChannel(Channel):
                 )
             if self._tls is not None and isinstance(sock, ssl.SSLSocket):
                 self._tls.check_peer(sock, j)
+        except ssl.SSLError as exc:
+            # The peer may reject our certificate only after the handshake returned here
+            # (TLS 1.3 client certificates are checked late): it shows up on first I/O.
+            sock.close()
+            raise PeerAuthenticationError(
+                f"party {j} refused the TLS session ({exc.reason or exc}); our certificate "
+                "is not the one it pinned for us"
+            ) from None
         except BaseException:
             sock.close()
             raise
@@ -250,6 +258,11 @@ class TCPChannel(Channel):
             if self._tls is not None and isinstance(sock, ssl.SSLSocket):
                 self._tls.check_peer(sock, pid)
             sock.sendall(_HELLO.pack(_HELLO_MAGIC, _HELLO_VERSION, self.party_id, self.n_parties))
+        except ssl.SSLError as exc:
+            sock.close()
+            raise PeerAuthenticationError(
+                f"a connecting peer broke off the TLS session ({exc.reason or exc})"
+            ) from None
         except BaseException:
             sock.close()
             raise
