@@ -53,3 +53,11 @@ def test_console_script_rejects_bad_arguments() -> None:
     )
     assert proc.returncode != 0
     assert proc.stderr.strip()
+
+
+def test_demo_runs_every_section_and_matches_numpy(capsys: pytest.CaptureFixture[str]) -> None:
+    from securecomp.demo import run_demo
+
+    assert run_demo(seed=1) == 0
+    out = capsys.readouterr().out
+    assert "3/3 sections matched numpy" in out and "MISMATCH" not in out
