@@ -3,6 +3,8 @@
 - `securecomp.crypto.prg`: AES-256-CTR pseudorandom generator into numpy buffers.
 - `securecomp.crypto.kdf`: HKDF-SHA256 with injective domain separation.
 - `securecomp.crypto.aead`: AES-256-GCM ``seal`` / ``open_sealed``.
+- `securecomp.crypto.x25519`: X25519 key agreement with HKDF domain separation.
+- `securecomp.crypto.shamir`: Shamir sharing of byte strings over GF(2^31 - 1), vectorized.
 
 Importing this package generates no keys and holds no state.
 """
@@ -20,21 +22,35 @@ from securecomp.crypto.aead import (
 )
 from securecomp.crypto.kdf import KDF_VERSION, Domain, derive_key, derive_keys, derive_prg
 from securecomp.crypto.prg import SEED_BYTES, AesCtrPrg, ShapeLike
+from securecomp.crypto.shamir import (
+    FIELD_PRIME,
+    lagrange_at_zero,
+    reconstruct_secrets,
+    share_secrets,
+)
+from securecomp.crypto.x25519 import PUBLIC_KEY_BYTES, X25519KeyPair, agree
 
 __all__ = [
+    "FIELD_PRIME",
     "KDF_VERSION",
     "KEY_BYTES",
     "NONCE_BYTES",
     "OVERHEAD_BYTES",
+    "PUBLIC_KEY_BYTES",
     "SEED_BYTES",
     "TAG_BYTES",
     "AesCtrPrg",
     "Domain",
     "ShapeLike",
+    "X25519KeyPair",
+    "agree",
     "derive_key",
     "derive_keys",
     "derive_prg",
     "generate_key",
+    "lagrange_at_zero",
     "open_sealed",
+    "reconstruct_secrets",
     "seal",
+    "share_secrets",
 ]

@@ -1,0 +1,258 @@
+"""Agreed parameters of a secure-aggregation session: clients, threshold, graph, modulus.
+
+A `SecAggConfig` is fixed before the first round and shared by the server and every
+client (its fingerprint travels in every message header, so a message produced under other
+parameters is refused). It fixes:
+
+* ``n`` clients with ids ``0 .. n-1`` (Shamir evaluation point of client ``u`` is ``u + 1``);
+* the communication graph: complete (SecAgg, Bonawitz et al. CCS 2017) or a random Harary
+  graph (SecAgg+, Bell et al. CCS 2020), see `securecomp.secagg.graph`;
+* the threshold ``t``: shares of a client's secrets needed for reconstruction, counted
+  in its closed neighbourhood (its neighbours and itself);
+* the vector length ``d`` and the quantization (`securecomp.encoding.quantize`), whose
+  modulus ``2^b`` (``b <= 64``) is the ring the masks live in. Set-up refuses any
+  configuration in which the sum of ``n`` inputs of weight up to ``max_weight`` could wrap
+  modulo ``2^b`` (`EncodingOverflowError`): the aggregate is then always exact;
+* the threat model (`ThreatModel`): the configuration is refused if the graph and
+  threshold miss its statistical security (2^-40) or correctness (2^-20) budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import secrets
+import struct
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from securecomp.encoding.quantize import QuantizationParams, check_no_wrap, modulus_bits_for
+from securecomp.errors import ParameterError
+from securecomp.secagg.graph import CommunicationGraph, complete_graph, harary_graph
+from securecomp.secagg.parameters import (
+    ThreatModel,
+    complete_threshold,
+    failure_bounds,
+    search_parameters,
+)
+
+__all__ = ["MAX_DIM", "SESSION_BYTES", "SecAggConfig", "container_dtype"]
+
+#: Default length of a random session id (the envelope allows up to 64 bytes).
+SESSION_BYTES = 16
+#: Largest vector length (2^32 values; far beyond any model update sent in one piece).
+MAX_DIM = 1 << 32
+
+
+def container_dtype(bits: int) -> np.dtype[np.unsignedinteger]:
+    """The smallest little-endian unsigned dtype holding ``bits``-bit values.
+
+    Arithmetic modulo ``2^w`` in that dtype is arithmetic modulo ``2^bits`` after a final
+    mask, since ``2^bits`` divides ``2^w``: masks can be drawn and summed in it directly.
+    """
+    b = operator.index(bits)
+    for width in (8, 16, 32, 64):
+        if b <= width:
+            return np.dtype(f"<u{width // 8}")
+    raise ParameterError(f"modulus bits must be <= 64, got {b}")
+
+
+@dataclass(frozen=True)
+class SecAggConfig:
+    """Parameters every party of a secure-aggregation session agrees on.
+
+    Invariant: ``n * max_weight * quantization.level_bound <= 2^(b-1) - 1``, so the sum of
+    all clients' inputs never wraps modulo ``2^b`` and the aggregate is exact.
+
+    Parameters
+    ----------
+    n : int
+        Number of clients (ids ``0 .. n-1``).
+    threshold : int
+        Shares needed to reconstruct a client's secrets, ``2 <= t <= degree + 1``.
+    dim : int
+        Length of every client's vector.
+    quantization : QuantizationParams
+        Clipping, scale and modulus ``2^b`` of the inputs.
+    graph : CommunicationGraph
+        Who shares keys with whom.
+    session : bytes
+        Session id (1-64 bytes), bound into every key derivation and message header.
+    max_weight : int
+        Largest integer weight a client may multiply its quantized input by.
+    threat : ThreatModel
+        Corrupt and dropout fractions the graph and threshold must withstand.
+    """
+
+    n: int
+    threshold: int
+    dim: int
+    quantization: QuantizationParams
+    graph: CommunicationGraph
+    session: bytes
+    max_weight: int = 1
+    threat: ThreatModel = field(default_factory=ThreatModel)
+
+    def __post_init__(self) -> None:
+        for name in ("n", "threshold", "dim", "max_weight"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ParameterError(f"{name} must be an int, got {v!r}")
+        if not isinstance(self.graph, CommunicationGraph) or self.graph.n != self.n:
+            raise ParameterError("graph must be a CommunicationGraph on exactly n clients")
+        if not 2 <= self.threshold <= self.graph.degree + 1:
+            raise ParameterError(
+                f"threshold must lie in [2, degree + 1] = [2, {self.graph.degree + 1}], got "
+                f"{self.threshold}: a client's secrets are shared among its "
+                f"{self.graph.degree} neighbours and itself"
+            )
+        if not 1 <= self.dim <= MAX_DIM:
+            raise ParameterError(f"dim must lie in [1, 2^32], got {self.dim}")
+        if self.max_weight < 1:
+            raise ParameterError(f"max_weight must be >= 1, got {self.max_weight}")
+        if not isinstance(self.session, bytes) or not 1 <= len(self.session) <= 64:
+            raise ParameterError("session must be 1 to 64 bytes")
+        if not isinstance(self.quantization, QuantizationParams):
+            raise ParameterError("quantization must be a QuantizationParams")
+        if not isinstance(self.threat, ThreatModel):
+            raise ParameterError("threat must be a ThreatModel")
+        # Refuse, before any key exists, a configuration whose sum could wrap mod 2^b.
+        check_no_wrap(self.quantization, self.n * self.max_weight)
+        bounds = failure_bounds(self.n, self.graph.degree, self.threshold, self.threat)
+        if not bounds.meets(self.threat):
+            raise ParameterError(
+                f"threshold {self.threshold} on a degree-{self.graph.degree} graph of {self.n} "
+                f"clients misses the threat model (corrupt {self.threat.corrupt_fraction:g}, "
+                f"dropout {self.threat.dropout_fraction:g}): security failure <= "
+                f"2^{bounds.log2_security_failure:.1f} (need 2^-{self.threat.security_bits}), "
+                f"abort probability <= 2^{bounds.log2_too_few_holders:.1f} (need "
+                f"2^-{self.threat.correctness_bits}); use SecAggConfig.create to choose them"
+            )
+
+    # --- derived values ------------------------------------------------------------------
+
+    @property
+    def bits(self) -> int:
+        """``b``: values and masks live in Z_2^b."""
+        return self.quantization.modulus_bits
+
+    @property
+    def dtype(self) -> np.dtype[np.unsignedinteger]:
+        """Container dtype of masked vectors (see `container_dtype`)."""
+        return container_dtype(self.bits)
+
+    @property
+    def protocol(self) -> str:
+        """``"secagg"`` on the complete graph, ``"secagg+"`` on a Harary graph."""
+        return "secagg" if self.graph.is_complete else "secagg+"
+
+    @property
+    def max_input_magnitude(self) -> int:
+        """Largest ``|x_i|`` (signed) a client's quantized, weighted input may have."""
+        return self.quantization.level_bound * self.max_weight
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of the canonical parameter encoding (sent in every message header)."""
+        q = self.quantization
+        h = hashlib.sha256(b"securecomp/secagg/config/v1")
+        h.update(
+            struct.pack(">QQQQQ", self.n, self.threshold, self.dim, self.bits, self.max_weight)
+        )
+        h.update(struct.pack(">dd", q.clip, q.scale))
+        h.update(self.graph.describe())
+        return h.digest()
+
+    def neighbours(self, u: int) -> tuple[int, ...]:
+        """Client ``u``'s neighbours (sorted, excluding ``u``)."""
+        return self.graph.neighbours(u)
+
+    # --- construction --------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        n: int,
+        dim: int,
+        *,
+        clip: float,
+        scale: float | None = None,
+        scale_bits: int | None = None,
+        max_weight: int = 1,
+        protocol: Literal["secagg", "secagg+"] = "secagg",
+        threat: ThreatModel | None = None,
+        threshold: int | None = None,
+        session: bytes | None = None,
+        graph_seed: bytes | None = None,
+    ) -> SecAggConfig:
+        """Choose the modulus, graph and threshold for ``n`` clients and ``dim`` values.
+
+        The modulus is the smallest ``b`` for which ``n * max_weight`` inputs clipped to
+        ``clip`` at this scale cannot wrap. ``"secagg"`` uses the complete graph and, unless
+        given, a majority threshold above the corrupt count; ``"secagg+"`` runs
+        `search_parameters` (Bell et al. bounds) and may fall back to the complete graph
+        for small ``n``. The session id and the graph's label seed are drawn from the OS
+        CSPRNG unless given.
+        """
+        threat = threat if threat is not None else ThreatModel()
+        n = operator.index(n)
+        bits = modulus_bits_for(
+            n * operator.index(max_weight), clip=clip, scale=scale, scale_bits=scale_bits
+        )
+        if scale_bits is not None:
+            quant = QuantizationParams.from_scale_bits(
+                clip=clip, scale_bits=scale_bits, modulus_bits=bits
+            )
+        elif scale is not None:
+            quant = QuantizationParams(clip=clip, scale=scale, modulus_bits=bits)
+        else:  # pragma: no cover - modulus_bits_for already refused it
+            raise ParameterError("give exactly one of scale and scale_bits")
+        if protocol == "secagg":
+            graph = complete_graph(n)
+            t = threshold if threshold is not None else complete_threshold(n, threat)
+        elif protocol == "secagg+":
+            found = search_parameters(n, threat)
+            graph = found.graph(graph_seed)
+            t = threshold if threshold is not None else found.threshold
+        else:
+            raise ParameterError(f"protocol must be 'secagg' or 'secagg+', got {protocol!r}")
+        sid = session if session is not None else secrets.token_bytes(SESSION_BYTES)
+        return cls(
+            n=n,
+            threshold=t,
+            dim=operator.index(dim),
+            quantization=quant,
+            graph=graph,
+            session=sid,
+            max_weight=operator.index(max_weight),
+            threat=threat,
+        )
+
+    @classmethod
+    def harary(
+        cls,
+        n: int,
+        dim: int,
+        degree: int,
+        threshold: int,
+        quantization: QuantizationParams,
+        *,
+        session: bytes | None = None,
+        seed: bytes | None = None,
+        threat: ThreatModel | None = None,
+        max_weight: int = 1,
+    ) -> SecAggConfig:
+        """An explicit SecAgg+ configuration (degree and threshold chosen by the caller and
+        checked against ``threat``)."""
+        return cls(
+            n=n,
+            threshold=threshold,
+            dim=dim,
+            quantization=quantization,
+            graph=harary_graph(n, degree, seed),
+            session=session if session is not None else secrets.token_bytes(SESSION_BYTES),
+            max_weight=max_weight,
+            threat=threat if threat is not None else ThreatModel(),
+        )

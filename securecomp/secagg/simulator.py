@@ -1,0 +1,419 @@
+"""Deterministic in-process driver for secure aggregation, with fault injection.
+
+A simulation (one process plays the server and all clients; it is labelled so in its
+report) runs the sans-I/O state machines of `securecomp.secagg.client` and
+`securecomp.secagg.server` over *serialized* messages: every message is encoded to its
+envelope bytes, counted, and decoded by the receiver, so the byte counts are the real
+wire sizes and the decoders see exactly what a network would deliver.
+
+Time is divided into four slots, one per stage. In slot ``s`` the clients process the
+server's messages of the previous stage and answer; the server receives the answers
+delivered in slot ``s`` and closes stage ``s``. Faults act on single messages:
+
+* ``drop``: the message is lost (the sender becomes a dropout at that stage);
+* ``delay``: the message is delivered ``slots`` slots later, when the receiver is in a
+  later stage, so it is rejected (`ReplayError`) and recorded;
+* ``duplicate``: the message is delivered twice; the copy is rejected and recorded;
+* ``reorder=True``: deliveries within each slot are shuffled (seeded: deterministic).
+
+Client aborts (`ProtocolAbort`) are recorded and the client is silent afterwards. A
+server abort (`InsufficientParticipantsError`, `ProtocolAbort`) ends the run: `run` raises
+it, the server has no output, and `SecAggSimulation.report` still holds the costs so far.
+Cryptographic randomness always comes from the OS CSPRNG; the seed only drives the
+schedule (reordering), so the aggregate and the schedule are reproducible, the keys not.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from securecomp.errors import (
+    MalformedMessageError,
+    ParameterError,
+    ProtocolAbort,
+    ReplayError,
+    SecurecompError,
+)
+from securecomp.net.report import CostReport, LeakageLedger
+from securecomp.net.stats import CommStats
+from securecomp.secagg.client import SecAggClient
+from securecomp.secagg.config import SecAggConfig
+from securecomp.secagg.messages import (
+    SERVER,
+    Message,
+    Stage,
+    decode_message,
+    encode_message,
+)
+from securecomp.secagg.server import SecAggResult, SecAggServer
+
+__all__ = [
+    "Fault",
+    "FaultKind",
+    "RejectedMessage",
+    "SecAggSimulation",
+    "SimulationResult",
+    "dropouts",
+    "simulate",
+]
+
+_STAGES = (
+    Stage.ADVERTISE_KEYS,
+    Stage.SHARE_KEYS,
+    Stage.MASKED_INPUT_COLLECTION,
+    Stage.UNMASKING,
+)
+
+
+class FaultKind(enum.StrEnum):
+    DROP = "drop"
+    DELAY = "delay"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault on the message of ``client`` at ``stage``.
+
+    ``direction="up"`` is the client's message to the server at that stage;
+    ``"down"`` the server's message to the client that closes that stage (keys after
+    AdvertiseKeys, shares after ShareKeys, the unmask request after MaskedInputCollection).
+    """
+
+    kind: FaultKind
+    stage: Stage
+    client: int
+    direction: Literal["up", "down"] = "up"
+    slots: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "kind", FaultKind(self.kind))
+            object.__setattr__(self, "stage", Stage(self.stage))
+        except ValueError as exc:
+            raise ParameterError(
+                f"unknown fault kind or stage ({exc}); kinds: {[k.value for k in FaultKind]}, "
+                f"stages: {[s.value for s in Stage]}"
+            ) from None
+        if self.direction not in ("up", "down"):
+            raise ParameterError("fault direction must be 'up' or 'down'")
+        if self.direction == "down" and self.stage is Stage.UNMASKING:
+            raise ParameterError("the server sends nothing after the unmasking stage")
+        if self.slots < 1:
+            raise ParameterError("a delay is at least one slot")
+
+
+def dropouts(schedule: Mapping[Stage | str, Iterable[int]]) -> list[Fault]:
+    """Faults dropping each listed client's upload at the given stage (it drops out there)."""
+    return [
+        Fault(FaultKind.DROP, stage, u)  # type: ignore[arg-type]
+        for stage, clients in schedule.items()
+        for u in clients
+    ]
+
+
+@dataclass(frozen=True)
+class RejectedMessage:
+    """A message a state machine refused (it changed nothing)."""
+
+    slot: int
+    kind: str
+    sender: int | str
+    recipient: int | str
+    error: str
+    detail: str
+
+
+@dataclass
+class SimulationResult:
+    """Output of a simulated round."""
+
+    result: SecAggResult
+    report: CostReport
+    rejected: tuple[RejectedMessage, ...] = ()
+    client_aborts: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def aggregate(self) -> npt.NDArray[np.uint64]:
+        return self.result.aggregate
+
+    @property
+    def survivors(self) -> tuple[int, ...]:
+        return self.result.survivors
+
+
+@dataclass
+class _Packet:
+    data: bytes
+    kind: str
+    sender: int | str
+    recipient: int | str
+    stage: Stage
+    depth: int
+
+
+class SecAggSimulation:
+    """One round of secure aggregation among ``config.n`` simulated clients.
+
+    Parameters
+    ----------
+    config : SecAggConfig
+    inputs : sequence or mapping of arrays
+        Quantized input of each client (index or id -> vector of ``config.dim`` values).
+    round : int
+        Round number.
+    faults : iterable of Fault
+        Injected faults (see the module docstring).
+    reorder : bool
+        Shuffle deliveries within each slot.
+    seed : int
+        Seed of the schedule (reordering only).
+    """
+
+    def __init__(
+        self,
+        config: SecAggConfig,
+        inputs: Sequence[npt.ArrayLike] | Mapping[int, npt.ArrayLike],
+        *,
+        round: int = 0,
+        faults: Iterable[Fault] = (),
+        reorder: bool = False,
+        seed: int = 0,
+    ) -> None:
+        items = inputs.items() if isinstance(inputs, Mapping) else enumerate(inputs)
+        values = dict(items)
+        if sorted(values) != list(range(config.n)):
+            raise ParameterError(f"give one input per client 0..{config.n - 1}")
+        self.config = config
+        self.round = round
+        self.server = SecAggServer(config, round=round)
+        self.clients = {u: SecAggClient(config, u, values[u], round=round) for u in values}
+        self._faults: dict[tuple[str, Stage, int], list[Fault]] = defaultdict(list)
+        for f in faults:
+            if not 0 <= f.client < config.n:
+                raise ParameterError(f"fault names client {f.client}, not in 0..{config.n - 1}")
+            self._faults[(f.direction, f.stage, f.client)].append(f)
+        self._reorder = bool(reorder)
+        self._rng = np.random.default_rng(seed)
+        self._stats: dict[int | str, CommStats] = {u: CommStats(u) for u in values}
+        self._stats[SERVER] = CommStats(SERVER)
+        self._client_seconds: dict[Stage, dict[int, float]] = defaultdict(dict)
+        self._server_seconds: dict[Stage, float] = defaultdict(float)
+        self.rejected: list[RejectedMessage] = []
+        self.client_aborts: dict[int, str] = {}
+        self.report: CostReport | None = None
+        self._queue: dict[int, list[_Packet]] = defaultdict(list)
+
+    # --- message transport -----------------------------------------------------------------
+
+    def _send(self, msg: Message, slot: int) -> None:
+        h = msg.header
+        stage = msg.STAGE
+        data = encode_message(msg)
+        sender_stats = self._stats[h.sender]
+        with sender_stats.phase(stage.value):
+            depth = sender_stats.record_send(h.recipient, len(data), msg.KIND)
+        direction = "up" if h.recipient == SERVER else "down"
+        client = h.sender if direction == "up" else h.recipient
+        packet = _Packet(data, msg.KIND, h.sender, h.recipient, stage, depth)
+        dropped, copies, at = False, 1, slot
+        for f in self._faults.get((direction, stage, client), ()):  # type: ignore[arg-type]
+            if f.kind is FaultKind.DROP:
+                dropped = True
+            elif f.kind is FaultKind.DUPLICATE:
+                copies += 1
+            else:
+                at += f.slots
+        if not dropped:
+            self._queue[at].extend([packet] * copies)
+
+    def _deliveries(self, slot: int, to_server: bool) -> list[_Packet]:
+        pending = self._queue.get(slot, [])
+        batch = [p for p in pending if (p.recipient == SERVER) == to_server]
+        self._queue[slot] = [p for p in pending if (p.recipient == SERVER) != to_server]
+        if self._reorder and len(batch) > 1:
+            batch = [batch[i] for i in self._rng.permutation(len(batch))]
+        return batch
+
+    def _receive(self, packet: _Packet) -> Message:
+        stats = self._stats[packet.recipient]
+        with stats.phase(packet.stage.value):
+            stats.record_recv(packet.sender, len(packet.data), packet.kind, packet.depth)
+        return decode_message(packet.data)
+
+    def _reject(self, slot: int, packet: _Packet, exc: SecurecompError) -> None:
+        self.rejected.append(
+            RejectedMessage(
+                slot, packet.kind, packet.sender, packet.recipient, type(exc).__name__, str(exc)
+            )
+        )
+
+    # --- the schedule ----------------------------------------------------------------------
+
+    def _client_turn(self, slot: int) -> None:
+        stage = _STAGES[min(slot, len(_STAGES) - 1)]
+        if slot == 0:
+            for cid, starter in self.clients.items():
+                start = time.perf_counter()
+                self._send(starter.advertise_keys(), slot)
+                self._client_seconds[stage][cid] = time.perf_counter() - start
+            return
+        for packet in self._deliveries(slot, to_server=False):
+            u = packet.recipient
+            if not isinstance(u, int):  # pragma: no cover - down packets go to clients
+                continue
+            client = self.clients[u]
+            if client.aborted:
+                continue
+            per = self._client_seconds[reply_stage(packet.stage)]
+            start = time.perf_counter()
+            try:
+                reply = client.handle(self._receive(packet))  # type: ignore[arg-type]
+                self._send(reply, slot)
+            except (ReplayError, MalformedMessageError) as exc:
+                self._reject(slot, packet, exc)
+            except ProtocolAbort as exc:
+                self.client_aborts[u] = str(exc)
+            per[u] = per.get(u, 0.0) + time.perf_counter() - start
+
+    def _server_turn(self, slot: int) -> list[Message]:
+        stage = self.server.stage
+        for packet in self._deliveries(slot, to_server=True):
+            start = time.perf_counter()
+            try:
+                self.server.receive(self._receive(packet))  # type: ignore[arg-type]
+            except (ReplayError, MalformedMessageError) as exc:
+                self._reject(slot, packet, exc)
+            finally:
+                if stage is not None:
+                    self._server_seconds[stage] += time.perf_counter() - start
+        if stage is None:
+            return []
+        start = time.perf_counter()
+        try:
+            return list(self.server.close_stage())
+        finally:
+            self._server_seconds[stage] += time.perf_counter() - start
+
+    def run(self) -> SimulationResult:
+        """Play the round. Raises the server's abort, if any (the report is still built)."""
+        try:
+            for slot in range(len(_STAGES)):
+                self._client_turn(slot)
+                for msg in self._server_turn(slot):
+                    start = time.perf_counter()
+                    self._send(msg, slot + 1)
+                    self._server_seconds[_STAGES[slot]] += time.perf_counter() - start
+            # Late (delayed) messages still arrive and are refused by their finished receivers.
+            last = max(self._queue, default=len(_STAGES))
+            for slot in range(len(_STAGES), last + 1):
+                self._client_turn(slot)
+                self._server_turn(slot)
+        finally:
+            self.report = self._build_report()
+        result = self.server.result
+        if result is None:  # pragma: no cover - close_stage raised instead
+            raise ProtocolAbort("unmasking", "the server finished without output")
+        return SimulationResult(result, self.report, tuple(self.rejected), dict(self.client_aborts))
+
+    # --- the report ------------------------------------------------------------------------
+
+    def _build_report(self) -> CostReport:
+        cfg = self.config
+        ledger = LeakageLedger()
+        for entry in self.server.leakage:
+            ledger.record(entry.party, entry.what, entry.stage)
+        ledger.record(
+            "each client",
+            "ids and public keys of its live neighbours at each stage",
+            Stage.ADVERTISE_KEYS.value,
+        )
+        report = CostReport(
+            protocol=f"{cfg.protocol} (in-process simulation of {cfg.n} clients)",
+            comm=CommStats.merge(self._stats.values()),
+            leakage=ledger,
+        )
+        for stage in _STAGES:
+            per = self._client_seconds.get(stage, {})
+            if per:
+                report.phases[f"clients:{stage.value}"] = sum(per.values())
+            if stage in self._server_seconds:
+                report.phases[f"server:{stage.value}"] = self._server_seconds[stage]
+        clients = [u for u in self._stats if u != SERVER]
+        sent = {u: self._stats[u].bytes_sent for u in clients}
+        per_client_seconds: dict[int | str, float] = defaultdict(float)
+        for per in self._client_seconds.values():
+            for u, s in per.items():
+                per_client_seconds[u] += s
+        by_stage: dict[str, dict[str, int]] = {}
+        for stage in _STAGES:
+            up = sum(self._stats[u].per_phase.get(stage.value, _ZERO).bytes_sent for u in clients)
+            down = self._stats[SERVER].per_phase.get(stage.value, _ZERO).bytes_sent
+            by_stage[stage.value] = {"clients_sent": up, "server_sent": down}
+        result = self.server.result
+        metrics: dict[str, Any] = {
+            "simulation": True,
+            "n": cfg.n,
+            "dim": cfg.dim,
+            "bits": cfg.bits,
+            "threshold": cfg.threshold,
+            "degree": cfg.graph.degree,
+            "survivors": len(result.survivors) if result is not None else 0,
+            "aborted": self.server.aborted,
+            "dropped": {s.value: list(v) for s, v in self.server.dropped.items()},
+            "bytes_per_client": {
+                str(u): {
+                    "sent": self._stats[u].bytes_sent,
+                    "received": self._stats[u].bytes_received,
+                    "per_stage_sent": {
+                        ph: c.bytes_sent for ph, c in self._stats[u].per_phase.items()
+                    },
+                }
+                for u in clients
+            },
+            "bytes_per_stage": by_stage,
+            "client_upload_bytes_max": max(sent.values(), default=0),
+            "client_upload_bytes_mean": sum(sent.values()) / max(len(sent), 1),
+            "communication_expansion_16bit": max(sent.values(), default=0) / (2 * cfg.dim),
+            "client_seconds_mean": sum(per_client_seconds.values()) / max(len(clients), 1),
+            "client_seconds_max": max(per_client_seconds.values(), default=0.0),
+            "server_seconds": sum(self._server_seconds.values()),
+            "rejected_messages": len(self.rejected),
+            "client_aborts": sorted(self.client_aborts),
+        }
+        report.metrics.update(metrics)
+        return report
+
+
+class _Zero:
+    bytes_sent = 0
+
+
+_ZERO: Any = _Zero()
+
+
+def reply_stage(stage: Stage) -> Stage:
+    """The stage a client works in when answering a server message of ``stage``."""
+    return _STAGES[min(_STAGES.index(stage) + 1, len(_STAGES) - 1)]
+
+
+def simulate(
+    config: SecAggConfig,
+    inputs: Sequence[npt.ArrayLike] | Mapping[int, npt.ArrayLike],
+    *,
+    round: int = 0,
+    faults: Iterable[Fault] = (),
+    reorder: bool = False,
+    seed: int = 0,
+) -> SimulationResult:
+    """Run one simulated round; see `SecAggSimulation`."""
+    sim = SecAggSimulation(config, inputs, round=round, faults=faults, reorder=reorder, seed=seed)
+    return sim.run()
