@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from secagg_helpers import make_config
+from secagg_fixtures import make_config
 
 from securecomp.encoding import QuantizationParams, quantize
 from securecomp.errors import EncodingOverflowError, ParameterError

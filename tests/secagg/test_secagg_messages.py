@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from secagg_helpers import Round, make_config, make_inputs
+from secagg_fixtures import Round, make_config, make_inputs
 
 from securecomp.errors import MalformedMessageError, ParameterError, SecurecompError
 from securecomp.net.wire import Envelope, encode_envelope

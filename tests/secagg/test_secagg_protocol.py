@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from secagg_helpers import Round, expected_sum, make_config, make_inputs
+from secagg_fixtures import Round, expected_sum, make_config, make_inputs
 
 from securecomp.encoding import quantize
 from securecomp.errors import InsufficientParticipantsError, ReplayError

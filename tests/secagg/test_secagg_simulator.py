@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from secagg_helpers import expected_sum, make_config, make_inputs
+from secagg_fixtures import expected_sum, make_config, make_inputs
 
 from securecomp.errors import ParameterError
 from securecomp.secagg import (

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from secagg_helpers import Round, make_config, make_inputs
+from secagg_fixtures import Round, make_config, make_inputs
 
 from securecomp.errors import (
     InsufficientParticipantsError,
@@ -265,8 +265,8 @@ def test_client_never_reveals_both_shares_of_a_client() -> None:
 def test_server_rejects_every_out_of_order_stage() -> None:
     r = _round()
     ups = r.advertise()
-    helper = _round()
-    _, share_ups, _ = helper.until_shares()
+    other = _round()
+    _, share_ups, _ = other.until_shares()
     out_of_order = _with_header(share_ups[0], fingerprint=r.cfg.fingerprint, session=r.cfg.session)
     with pytest.raises(ReplayError, match="out of order"):
         r.server.receive(out_of_order)

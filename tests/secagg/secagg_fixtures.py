@@ -1,4 +1,4 @@
-"""Shared helpers of the secure-aggregation tests (not a test module)."""
+"""Shared fixtures and drivers of the secure-aggregation tests (not a test module)."""
 
 from __future__ import annotations
 
