@@ -1,25 +1,39 @@
 """MPC engine throughput: online time, bytes and rounds of multiplication and comparison.
 
-Run with ``python -m pytest benchmarks/bench_mpc.py --benchmark-only -s``. Every case
-runs the parties as threads of this process over in-memory channels (a lock-step
+Run with ``python -m pytest benchmarks/bench_mpc.py --benchmark-only -s``. Every case of
+ours runs the parties as threads of this process over in-memory channels (a lock-step
 simulation: `securecomp.mpc.LockstepSimulation`), so the figures are compute plus
 serialization, without network latency. The preprocessing of each round is fetched from
 the dealer in the (untimed) setup, so the timings are the **online** phase only; the
-communication counted during one operation is reported beside the time (bytes sent per
-element by one party, and rounds).
+communication counted during one operation (`securecomp.net.CommStats` of the computing
+channels) is printed beside the time: bytes sent per element by one party (in total and
+per peer) and rounds.
 
 * ``mul_1m_2p[dealer|local]``: fixed-point multiply of 1M elements, 2 parties, with the
   one-round dealer truncation (goal: <= 24 B/element, 2 rounds) or SecureML's local
   truncation (<= 16 B, 1 round); throughput in M multiplications/s (goal >= 30).
-* ``mul_10k_3p``: fixed-point multiply of 10,000 elements, 3 parties.
-* ``lt_10k_2p``: less-than on 10,000 elements, 2 parties (<= 8 rounds).
+* ``mul_10k_3p``: fixed-point multiply of 10,000 elements, 3 parties; against MPyC
+  (goal: >= 100x faster).
+* ``lt_10k_2p``: less-than on 10,000 elements, 2 parties (goal: <= 8 rounds); against
+  MPyC (goal: >= 50x faster).
 
-MPyC baselines (``__mpyc``) join these groups later; only ``__ours`` exists so far.
+MPyC baselines (``__mpyc``, skipped when mpyc is absent): ``SecFxp(64, 16)`` secure
+arrays (``secfxp.array``, MPyC's numpy support) on the same inputs, ``X * Y`` and
+``X < Y``, each forced to completion with ``mpc.gather``. MPyC runs in its default
+single-process setting (``mpc.run(...)`` without ``-M``): **one party**, threshold 0,
+synchronous evaluation and no communication. That is MPyC's cheapest configuration (its
+field arithmetic and protocols, no network), so the ratios are a lower bound on what a
+3-party or 2-party MPyC run would show.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import sys
+import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +66,25 @@ def _mul_specs(sim: LockstepSimulation, n: int) -> list[Spec]:
     return specs
 
 
+#: Same inputs for ours and MPyC: standard normal draws rounded to multiples of 2^-16, so
+#: both encode them exactly and less-than has one right answer.
+FRAC_BITS = 16
+
+
+def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    scale = float(1 << FRAC_BITS)
+    return (
+        np.round(rng.normal(size=n) * scale) / scale,
+        np.round(rng.normal(size=n) * scale) / scale,
+    )
+
+
+def _operands(sim: LockstepSimulation, n: int) -> tuple[SecureTensor, SecureTensor]:
+    x, y = _inputs(n)
+    return sim.share(x, bound=8), sim.share(y, bound=8)
+
+
 def _measure(
     benchmark: Any,
     sim: LockstepSimulation,
@@ -59,38 +92,41 @@ def _measure(
     op: Callable[[], SecureTensor],
     specs: list[Spec],
     what: str,
-) -> None:
+) -> SecureTensor:
+    """Time ``op`` (online), then print its exact communication beside the times."""
+
     def setup() -> None:
         sim.run(lambda sess: sess.prefetch(specs))  # offline, not timed
 
     benchmark.pedantic(op, setup=setup, rounds=7, warmup_rounds=1)
-    # One more operation to read its exact communication (party 0's online counters).
+    # One more operation to read its exact communication (the parties' online counters).
     setup()
     stats = [s.channel.stats for s in sim.sessions]
     before = [(s.bytes_sent, s.rounds) for s in stats]
-    op()
+    out = op()
     sent = stats[0].bytes_sent - before[0][0]
     rounds = max(s.rounds - b[1] for s, b in zip(stats, before, strict=True))
-    per_elt = sent / n / (sim.n_parties - 1)
+    per_party = sent / n
+    per_peer = per_party / (sim.n_parties - 1)
     benchmark.extra_info.update(
         {
-            "bytes_per_element_per_peer": round(per_elt, 4),
+            "bytes_per_element_per_party": round(per_party, 4),
+            "bytes_per_element_per_peer": round(per_peer, 4),
             "rounds": rounds,
             "parties": sim.n_parties,
         }
     )
     best = getattr(getattr(benchmark, "stats", None), "stats", None)
-    line = f"\n{what}: {per_elt:.3f} B/element/peer, {rounds} rounds"
+    line = (
+        f"\n{what}: CommStats {per_party:.3f} B/element sent per party "
+        f"({per_peer:.3f} per peer), {rounds} rounds"
+    )
     if best is not None:
         rate = n / best.min / 1e6
         benchmark.extra_info["M_ops_per_s"] = round(rate, 2)
-        line += f", best {best.min * 1e3:.2f} ms, median {best.median * 1e3:.2f} ms, {rate:.1f} M/s"
+        line += f"; best {best.min * 1e3:.2f} ms, median {best.median * 1e3:.2f} ms, {rate:.1f} M/s"
     print(line)
-
-
-def _operands(sim: LockstepSimulation, n: int) -> tuple[SecureTensor, SecureTensor]:
-    rng = np.random.default_rng(0)
-    return sim.share(rng.normal(size=n), bound=8), sim.share(rng.normal(size=n), bound=8)
+    return out
 
 
 @pytest.mark.benchmark(group="mul_1m_2p")
@@ -98,14 +134,18 @@ def test_mul_1m_2p__ours(benchmark: Any, sim2: LockstepSimulation) -> None:
     n = 1_000_000
     x, y = _operands(sim2, n)
     mode = sim2.sessions[0].truncation.value
-    _measure(benchmark, sim2, n, lambda: x * y, _mul_specs(sim2, n), f"mul 1M, 2 parties, {mode}")
+    goal = "goal <= 24 B, 2 rounds" if mode == "dealer" else "goal <= 16 B, 1 round"
+    what = f"mul 1M, 2 parties, {mode} truncation ({goal}, >= 30 M/s)"
+    _measure(benchmark, sim2, n, lambda: x * y, _mul_specs(sim2, n), what)
 
 
 @pytest.mark.benchmark(group="mul_10k_3p")
 def test_mul_10k_3p__ours(benchmark: Any, sim3: LockstepSimulation) -> None:
     n = 10_000
     x, y = _operands(sim3, n)
-    _measure(benchmark, sim3, n, lambda: x * y, _mul_specs(sim3, n), "mul 10k, 3 parties")
+    out = _measure(benchmark, sim3, n, lambda: x * y, _mul_specs(sim3, n), "mul 10k, 3 parties")
+    a, b = _inputs(n)
+    np.testing.assert_allclose(sim3.reveal(out), a * b, atol=1e-4)
 
 
 @pytest.mark.benchmark(group="lt_10k_2p")
@@ -113,4 +153,82 @@ def test_lt_10k_2p__ours(benchmark: Any) -> None:
     n = 10_000
     with LockstepSimulation(2, timeout=60) as sim:
         x, y = _operands(sim, n)
-        _measure(benchmark, sim, n, lambda: x < y, comparison_specs(n), "less-than 10k, 2 parties")
+        what = "less-than 10k, 2 parties (goal <= 8 rounds)"
+        out = _measure(benchmark, sim, n, lambda: x < y, comparison_specs(n), what)
+        a, b = _inputs(n)
+        np.testing.assert_array_equal(sim.reveal(out), (a < b).astype(np.float64))
+
+
+# --- MPyC baselines -------------------------------------------------------------------------
+
+
+@dataclass
+class MPyC:
+    """The started MPyC runtime and the inputs as ``SecFxp(64, 16)`` secure arrays."""
+
+    mpc: Any
+    x: Any
+    y: Any
+
+
+@contextlib.contextmanager
+def _mpyc_argv() -> Iterator[None]:
+    # MPyC parses sys.argv when imported (pytest's flags, e.g. -s or -k, are not its own)
+    # and rewrites it: give it a neutral command line and put ours back afterwards.
+    saved = list(sys.argv)
+    sys.argv = [saved[0] if saved else "bench_mpc", "--no-log"]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+@pytest.fixture(scope="module")
+def mpyc_runtime() -> Iterator[MPyC]:
+    if importlib.util.find_spec("mpyc") is None:
+        pytest.skip("mpyc is not installed (pip install mpyc)")
+    with _mpyc_argv(), warnings.catch_warnings():
+        # Its runtime caches asyncio.get_event_loop() at import (deprecated without a loop).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from mpyc.runtime import mpc
+    # Default single-process setting: one party, no -M, so no sockets and no child processes.
+    if len(mpc.parties) != 1:
+        pytest.skip(f"MPyC was configured for {len(mpc.parties)} parties; expected its default 1")
+    mpc.run(mpc.start())
+    try:
+        secfxp = mpc.SecFxp(64, FRAC_BITS)
+        x, y = _inputs(10_000)
+        yield MPyC(mpc, secfxp.array(x), secfxp.array(y))
+    finally:
+        mpc.run(mpc.shutdown())
+
+
+def _mpyc_measure(benchmark: Any, rt: MPyC, op: Callable[[Any, Any], Any], what: str) -> Any:
+    mpc = rt.mpc
+
+    def run() -> Any:
+        return mpc.run(mpc.gather(op(rt.x, rt.y)))  # forces the whole protocol to finish
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=0)
+    best = getattr(getattr(benchmark, "stats", None), "stats", None)
+    benchmark.extra_info.update({"parties": len(mpc.parties), "no_async": mpc.options.no_async})
+    line = f"\n{what}: MPyC SecFxp(64, 16) arrays, {len(mpc.parties)} party in-process "
+    line += "(mpc.run without -M, no communication)"
+    if best is not None:
+        line += f"; best {best.min * 1e3:.1f} ms, median {best.median * 1e3:.1f} ms"
+    print(line)
+    return mpc.run(mpc.output(op(rt.x, rt.y)))
+
+
+@pytest.mark.benchmark(group="mul_10k_3p")
+def test_mul_10k_3p__mpyc(benchmark: Any, mpyc_runtime: MPyC) -> None:
+    out = _mpyc_measure(benchmark, mpyc_runtime, lambda x, y: x * y, "mul 10k")
+    a, b = _inputs(10_000)
+    np.testing.assert_allclose(np.asarray(out, dtype=np.float64), a * b, atol=1e-4)
+
+
+@pytest.mark.benchmark(group="lt_10k_2p")
+def test_lt_10k_2p__mpyc(benchmark: Any, mpyc_runtime: MPyC) -> None:
+    out = _mpyc_measure(benchmark, mpyc_runtime, lambda x, y: x < y, "less-than 10k")
+    a, b = _inputs(10_000)
+    np.testing.assert_array_equal(np.asarray(out, dtype=np.float64), (a < b).astype(np.float64))

@@ -2,6 +2,8 @@
 
 Each backend contributes one `Harness`; `tests/conftest.py` parametrizes the `backend`
 fixture over all of them so every shared test runs on every backend against numpy.
+The HE harnesses register below; the MPC ones (``shares-*``, `harness_mpc`) register from
+`tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Harness:
     protect_other_key: Callable[[np.ndarray], SecureTensor]
     atol: float = 0.0
     ops: frozenset[Op] = field(default_factory=frozenset)
+    #: Releases what the harness started (threads of a simulation); called at teardown.
+    close: Callable[[], None] = field(default=lambda: None)
 
     def supports(self, *ops: Op) -> bool:
         return all(op in self.ops for op in ops)
@@ -44,7 +48,8 @@ def plain_harness() -> Harness:
     )
 
 
-#: name -> factory; later backends append theirs.
+#: fixture id -> factory; later backends append theirs (ids are unique, names need not be:
+#: one backend may run under several configurations).
 HARNESSES: dict[str, Callable[[], Harness]] = {"plain": plain_harness}
 
 

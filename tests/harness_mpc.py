@@ -3,9 +3,15 @@
 The shared tests protect and open values from one thread, which an SPMD backend cannot do
 by itself: each harness drives a `LockstepSimulation` (n parties and a dealer in threads,
 a labelled simulation) whose bundles run every operation on all parties' shares.
+
+`mpc_harnesses` lists the configurations the shared tests run on: 2 and 3 parties with the
+dealer's one-round truncation, and 2 parties with SecureML local truncation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from harness import Harness
@@ -33,6 +39,11 @@ def mpc_harness(parties: int = 2, truncation: str = "dealer") -> Harness:
     """A harness over a fresh lock-step simulation of ``parties`` parties."""
     sim = LockstepSimulation(parties, truncation=truncation)
     other = LockstepSimulation(parties, truncation=truncation)
+
+    def close() -> None:
+        sim.close()
+        other.close()
+
     return Harness(
         name="shares",
         protect=lambda a: sim.share(np.asarray(a, dtype=np.float64), bound=_bound(np.asarray(a))),
@@ -42,4 +53,14 @@ def mpc_harness(parties: int = 2, truncation: str = "dealer") -> Harness:
         ),
         atol=ATOL,
         ops=sim.backend.capabilities(LAYOUT),
+        close=close,
     )
+
+
+def mpc_harnesses() -> dict[str, Callable[[], Harness]]:
+    """Fixture id -> factory of each MPC configuration the shared tests cover."""
+    return {
+        "shares-2p-dealer": partial(mpc_harness, 2, "dealer"),
+        "shares-3p-dealer": partial(mpc_harness, 3, "dealer"),
+        "shares-2p-local": partial(mpc_harness, 2, "local"),
+    }

@@ -76,6 +76,8 @@ def run_processes(
     wait: float = 120.0,
     grace: float = 5.0,
     env: Mapping[str, str] | None = None,
+    party_args: Sequence[Sequence[str]] | None = None,
+    dealer_args: Sequence[str] = (),
 ) -> ProcessRun:
     """Run ``program`` (``module:function``) as ``parties`` processes plus a dealer.
 
@@ -91,6 +93,11 @@ def run_processes(
     grace : float
         Seconds each further process is then given before it is killed (a party that
         hangs while the others have stopped).
+    party_args : sequence of sequences of str, optional
+        Extra command-line arguments of each party (e.g. its ``--cert``, ``--key`` and
+        ``--peer-cert`` flags), one sequence per party.
+    dealer_args : sequence of str
+        Extra command-line arguments of the dealer.
 
     Returns
     -------
@@ -100,6 +107,8 @@ def run_processes(
     """
     if inputs is not None and len(inputs) != parties:
         raise ParameterError(f"{len(inputs)} inputs for {parties} parties")
+    if party_args is not None and len(party_args) != parties:
+        raise ParameterError(f"{len(party_args)} party_args for {parties} parties")
     ports = free_ports(2 * parties)
     peers = ",".join(f"127.0.0.1:{p}" for p in ports[:parties])
     dealer_ports = ports[parties:]
@@ -126,6 +135,7 @@ def run_processes(
             "--idle-timeout",
             str(dealer_idle_timeout),
             *common,
+            *dealer_args,
         ]
         try:
             procs.append(("dealer", _spawn(dealer_cmd, child_env)))
@@ -149,6 +159,8 @@ def run_processes(
                 ]
                 if input_bound is not None:
                     cmd += ["--input-bound", str(input_bound)]
+                if party_args is not None:
+                    cmd += list(party_args[i])
                 value = None if inputs is None else inputs[i]
                 if inputs is not None:
                     path = Path(tmp) / f"input-{i}.npy"
