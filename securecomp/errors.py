@@ -22,6 +22,7 @@ __all__ = [
     "KeyMismatchError",
     "MACCheckError",
     "MalformedMessageError",
+    "MissingDependencyError",
     "NotFittedError",
     "ParameterError",
     "PartyTimeoutError",
@@ -188,3 +189,7 @@ class BudgetExceededError(SecurecompError, PermissionError):
 
 class ConsentError(SecurecompError, PermissionError):
     """Data was used outside the purposes or schema a user consented to."""
+
+
+class MissingDependencyError(SecurecompError, ImportError):
+    """An optional dependency (an extra such as ``securecomp[ray]``) is not installed."""

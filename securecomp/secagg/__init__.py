@@ -1,8 +1,15 @@
 """Secure aggregation: SecAgg (Bonawitz et al., CCS 2017) and SecAgg+ (Bell et al., CCS 2020).
 
 Sans-I/O state machines (`SecAggClient`, `SecAggServer`) exchange typed messages
-(`securecomp.secagg.messages`) that travel as securecomp envelopes; drivers move them. This
-package provides the deterministic in-process driver with fault injection (`simulate`).
+(`securecomp.secagg.messages`) that travel as securecomp envelopes; drivers move them:
+
+* `simulate`: deterministic, in one process, with fault injection at any stage;
+* `run_tcp`: the server in the calling process and each client in its own OS process,
+  over loopback TCP, with stage timeouts turning silent clients into dropouts;
+* `run_ray` / `SecAggRayPool`: thousands of virtual clients hosted by a pool of
+  long-lived Ray workers (optional extra ``securecomp[ray]``, imported only when used).
+
+Each returns the server's result with a `CostReport` (bytes per client and per stage).
 
 Threat model: semi-honest server and clients, up to the configured corrupt fraction of
 clients colluding with the server. The server learns the sum of the surviving clients'
@@ -22,6 +29,7 @@ from __future__ import annotations
 from securecomp.secagg.bitpack import pack_bits, packed_size, unpack_bits
 from securecomp.secagg.client import ClientState, SecAggClient, check_input
 from securecomp.secagg.config import SecAggConfig, container_dtype
+from securecomp.secagg.driver_report import DriverResult
 from securecomp.secagg.graph import CommunicationGraph, complete_graph, harary_graph
 from securecomp.secagg.messages import (
     SERVER,
@@ -49,6 +57,7 @@ from securecomp.secagg.parameters import (
     monte_carlo_check,
     search_parameters,
 )
+from securecomp.secagg.ray_driver import SecAggRayPool, run_ray
 from securecomp.secagg.server import SecAggResult, SecAggServer
 from securecomp.secagg.simulator import (
     Fault,
@@ -59,6 +68,7 @@ from securecomp.secagg.simulator import (
     dropouts,
     simulate,
 )
+from securecomp.secagg.tcp_driver import FaultMode, ProcessFault, SecAggTCPRun, run_tcp
 
 __all__ = [
     "SERVER",
@@ -66,21 +76,26 @@ __all__ = [
     "ClientMessage",
     "ClientState",
     "CommunicationGraph",
+    "DriverResult",
     "FailureBounds",
     "Fault",
     "FaultKind",
+    "FaultMode",
     "GraphParameters",
     "Header",
     "KeysBroadcast",
     "MaskedInput",
     "Message",
     "MonteCarloReport",
+    "ProcessFault",
     "RejectedMessage",
     "SecAggClient",
     "SecAggConfig",
+    "SecAggRayPool",
     "SecAggResult",
     "SecAggServer",
     "SecAggSimulation",
+    "SecAggTCPRun",
     "ServerMessage",
     "ShareKeys",
     "SharesDelivery",
@@ -100,6 +115,8 @@ __all__ = [
     "monte_carlo_check",
     "pack_bits",
     "packed_size",
+    "run_ray",
+    "run_tcp",
     "search_parameters",
     "simulate",
     "unpack_bits",
