@@ -76,7 +76,7 @@ from securecomp.secagg.shares import SHARE_BYTES, seal_shares
 
 SCALE = 32767.0  # 16-bit signed inputs, as in the paper's communication figures
 
-#: Figures from the paper (abstract, confirmed in REFERENCES.md): upload expansion for
+#: Figures from the paper (abstract, ePrint 2017/281): upload expansion for
 #: 16-bit inputs. Timings: not available (see README.md).
 PAPER_EXPANSION = {(1 << 10, 1 << 20): 1.73, (1 << 14, 1 << 24): 1.98}
 
