@@ -41,15 +41,19 @@ from securecomp.models import (
     register_protocol,
 )
 from securecomp.net.report import CostReport
+from securecomp.params import insecure_test_parameters
 
 #: (backend, simulate) pairs that must pass scikit-learn's whole check suite.
-FULL_SUITE_CONFIGS: list[tuple[str, bool]] = [("plain", False)]
+FULL_SUITE_CONFIGS: list[tuple[str, bool]] = [("plain", False), ("paillier", True)]
 
 #: (backend, simulate) pairs that must pass `NAMED_SUBSET` only (encrypted backends).
-SUBSET_CONFIGS: list[tuple[str, bool]] = [("test-lstsq", False)]
+SUBSET_CONFIGS: list[tuple[str, bool]] = [("test-lstsq", False), ("paillier", False)]
 
 #: Extra constructor arguments per configuration (shared by both estimators).
-CONFIG_PARAMS: dict[tuple[str, bool], dict[str, Any]] = {}
+CONFIG_PARAMS: dict[tuple[str, bool], dict[str, Any]] = {
+    # Small keys: only inside `insecure_test_parameters()` (see `test_sklearn_named_subset`).
+    ("paillier", False): {"backend_options": {"key_bits": 512}, "max_iter": 3},
+}
 
 #: Checks that need few fits (at most two each, on at most a few hundred rows).
 NAMED_SUBSET: tuple[Callable[[str, Any], None], ...] = (
@@ -112,7 +116,8 @@ def test_sklearn_check_suite(estimator: Any, check: Callable[[Any], None]) -> No
 @pytest.mark.parametrize("check", NAMED_SUBSET, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("estimator", _estimators(SUBSET_CONFIGS), ids=repr)
 def test_sklearn_named_subset(estimator: Any, check: Callable[[str, Any], None]) -> None:
-    check(type(estimator).__name__, clone(estimator))
+    with insecure_test_parameters():
+        check(type(estimator).__name__, clone(estimator))
 
 
 def test_full_suite_covers_both_estimators_per_config() -> None:
