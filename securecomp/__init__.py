@@ -19,6 +19,26 @@ from securecomp.tensor import Backend, Op, SecureTensor, plain_keygen
 
 __version__ = "0.1.0"
 
+#: Subpackages, imported on first attribute access (``securecomp.secagg``) so that
+#: ``import securecomp`` stays cheap and never loads TenSEAL, Ray or scikit-learn.
+_SUBPACKAGES = frozenset(
+    {"crypto", "dp", "encoding", "federated", "he", "models", "mpc", "net", "params", "secagg"}
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        module = importlib.import_module(f"securecomp.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'securecomp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBPACKAGES)
+
 __all__ = [
     "Backend",
     "EncodingOverflowError",
