@@ -206,7 +206,11 @@ class SecureLinearModel(BaseEstimator):
 
         self._protocol = protocol
         self._fit_result = result
-        self._store_model(np.asarray(result.coef, dtype=np.float64), float(result.intercept))
+        if result.revealed:
+            self._store_model(np.asarray(result.coef, dtype=np.float64), float(result.intercept))
+        else:  # the model stays hidden (e.g. secret-shared): no coef_ until a release
+            for attr in ("coef_", "intercept_"):
+                self.__dict__.pop(attr, None)
         self.n_iter_ = int(result.n_iter)
         self.report_: CostReport = result.report
         self.inference_reports_: deque[CostReport] = deque(maxlen=INFERENCE_REPORTS_KEPT)

@@ -95,6 +95,9 @@ class FitResult:
     ``coef`` has shape (n_features,). ``state`` is protocol-private (e.g. the encrypted
     model a server keeps for inference or a later explicit release); the estimator only
     stores it and hands it back to `ModelProtocol.decision_function` and ``release``.
+    ``revealed=False`` means nobody learned the model (e.g. it stays secret-shared): then
+    ``coef`` and ``intercept`` carry no information and the estimator exposes no ``coef_``
+    until an explicit release.
     """
 
     coef: NDArray[np.float64]
@@ -102,6 +105,7 @@ class FitResult:
     n_iter: int
     report: CostReport
     state: Any = None
+    revealed: bool = True
 
 
 @dataclass

@@ -477,3 +477,18 @@ def test_release_passes_through_or_refuses(data) -> None:
     plain = LogisticRegression().fit(X, y)
     with pytest.raises(ParameterError, match="'plain' has no release step"):
         plain.release(s=2.0)
+
+
+def test_unrevealed_model_exposes_no_coef() -> None:
+    # A protocol that keeps the model hidden (FitResult.revealed=False): no coef_ leaks out.
+    from sklearn.datasets import make_classification
+
+    from securecomp.models import LogisticRegression
+
+    X, y = make_classification(
+        n_samples=80, n_features=3, n_informative=2, n_redundant=0, random_state=0
+    )
+    est = LogisticRegression(backend="mpc", max_iter=2, backend_options={"model": "shared"})
+    est.fit(X, y)
+    assert not hasattr(est, "coef_") and not hasattr(est, "intercept_")
+    assert est.predict(X).shape == (80,)
