@@ -143,9 +143,11 @@ def _run_party(
         sess = Session(channel, client, **session_kw)
         outcome.session = sess
         start = time.perf_counter()
-        offline_before = client.offline_seconds
+        # Read the session's provider, not the dealer client: a program may install another
+        # one in front of it (securecomp.mpc.offline.PaillierTriples) whose time is offline.
+        offline_before = sess.offline_seconds
         outcome.result = _call(program, sess, has_input, value)
-        outcome.offline_seconds = client.offline_seconds - offline_before
+        outcome.offline_seconds = sess.offline_seconds - offline_before
     except BaseException as exc:  # reported per party; the caller decides what to raise
         outcome.error = exc
         if client is not None:
