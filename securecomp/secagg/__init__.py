@@ -11,9 +11,17 @@ Sans-I/O state machines (`SecAggClient`, `SecAggServer`) exchange typed messages
 
 Each returns the server's result with a `CostReport` (bytes per client and per stage).
 
-Threat model: semi-honest server and clients, up to the configured corrupt fraction of
-clients colluding with the server. The server learns the sum of the surviving clients'
-inputs and which clients dropped at each stage; nothing else.
+Threat model: by default a semi-honest server and clients, up to the configured corrupt
+fraction of clients colluding with the server. The server learns the sum of the surviving
+clients' inputs and which clients dropped at each stage; nothing else.
+
+Against a malicious server (``ThreatModel(malicious_server=True)``, Bonawitz et al.'s
+active model) the clients sign under Ed25519 identity keys pinned in the configuration
+(`PinnedIdentities`: a PKI is assumed), bind the broadcast model's hash, run the
+ConsistencyCheck round on the survivor set and reveal shares only against ``t`` signatures
+on it; the threshold must exceed ``(n + n_C) / 2`` (per neighbourhood for SecAgg+, whose
+graph is then derived from the signed key transcript). `securecomp.secagg.server` states
+what a deviating server can still do.
 
 Typical use::
 
@@ -22,6 +30,13 @@ Typical use::
     q = [quantize(x, cfg.quantization, rng=rng).values for x in updates]
     out = simulate(cfg, q)
     mean = out.result.dequantized() / len(out.survivors)
+
+    # Against a malicious server: identities pinned at set-up, the model hash per round.
+    ids = [Ed25519KeyPair.generate() for _ in range(100)]   # each on its own device
+    cfg = SecAggConfig.create(100, 10_000, clip=1.0, scale_bits=12, protocol="secagg",
+                              threat=ThreatModel(0.05, 0.1, malicious_server=True),
+                              identities=[k.public_bytes for k in ids])
+    out = simulate(cfg, q, identities=ids, model_hash=hashlib.sha256(weights).digest())
 """
 
 from __future__ import annotations
@@ -30,11 +45,21 @@ from securecomp.secagg.bitpack import pack_bits, packed_size, unpack_bits
 from securecomp.secagg.client import ClientState, SecAggClient, check_input
 from securecomp.secagg.config import SecAggConfig, container_dtype
 from securecomp.secagg.driver_report import DriverResult
-from securecomp.secagg.graph import CommunicationGraph, complete_graph, harary_graph
+from securecomp.secagg.graph import (
+    CommunicationGraph,
+    complete_graph,
+    harary_graph,
+    harary_template,
+)
+from securecomp.secagg.identity import PinnedIdentities
 from securecomp.secagg.messages import (
     SERVER,
+    ActiveStage,
     AdvertiseKeys,
+    AnyStage,
     ClientMessage,
+    ConsistencyCheck,
+    ConsistencySignature,
     Header,
     KeysBroadcast,
     MaskedInput,
@@ -43,10 +68,12 @@ from securecomp.secagg.messages import (
     ShareKeys,
     SharesDelivery,
     Stage,
+    UnmaskCertificate,
     UnmaskRequest,
     UnmaskShares,
     decode_message,
     encode_message,
+    protocol_stages,
 )
 from securecomp.secagg.parameters import (
     FailureBounds,
@@ -56,6 +83,7 @@ from securecomp.secagg.parameters import (
     failure_bounds,
     monte_carlo_check,
     search_parameters,
+    threshold_window,
 )
 from securecomp.secagg.ray_driver import SecAggRayPool, run_ray
 from securecomp.secagg.server import SecAggResult, SecAggServer
@@ -72,10 +100,14 @@ from securecomp.secagg.tcp_driver import FaultMode, ProcessFault, SecAggTCPRun, 
 
 __all__ = [
     "SERVER",
+    "ActiveStage",
     "AdvertiseKeys",
+    "AnyStage",
     "ClientMessage",
     "ClientState",
     "CommunicationGraph",
+    "ConsistencyCheck",
+    "ConsistencySignature",
     "DriverResult",
     "FailureBounds",
     "Fault",
@@ -87,6 +119,7 @@ __all__ = [
     "MaskedInput",
     "Message",
     "MonteCarloReport",
+    "PinnedIdentities",
     "ProcessFault",
     "RejectedMessage",
     "SecAggClient",
@@ -102,6 +135,7 @@ __all__ = [
     "SimulationResult",
     "Stage",
     "ThreatModel",
+    "UnmaskCertificate",
     "UnmaskRequest",
     "UnmaskShares",
     "check_input",
@@ -112,12 +146,15 @@ __all__ = [
     "encode_message",
     "failure_bounds",
     "harary_graph",
+    "harary_template",
     "monte_carlo_check",
     "pack_bits",
     "packed_size",
+    "protocol_stages",
     "run_ray",
     "run_tcp",
     "search_parameters",
     "simulate",
+    "threshold_window",
     "unpack_bits",
 ]

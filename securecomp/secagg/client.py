@@ -2,13 +2,24 @@
 
 Threat model
 ------------
-Semi-honest server and clients; up to the configured corrupt fraction of clients may
-collude with the server (`securecomp.secagg.parameters.ThreatModel`). The server learns the
-sum of the surviving clients' inputs and the set of clients that dropped at each stage,
-nothing else; a client learns the ids and public keys of its live neighbours. Malicious
-servers (which could lie about who dropped) are out of scope here; the honest client
-nevertheless enforces the abort rules of the paper itself, so a deviating server cannot
-make it reveal more than the semi-honest protocol does:
+By default semi-honest server and clients; up to the configured corrupt fraction of
+clients may collude with the server (`securecomp.secagg.parameters.ThreatModel`). The
+server learns the sum of the surviving clients' inputs and the set of clients that dropped
+at each stage, nothing else; a client learns the ids and public keys of its live
+neighbours.
+
+With ``ThreatModel(malicious_server=True)`` the server may deviate arbitrarily (Bonawitz et
+al.'s active model; corrupt clients collude with it). The client then signs its key
+advertisement with its pinned Ed25519 identity key, bound to the digest of the model it
+received; accepts only signed neighbour keys; derives the SecAgg+ graph from the signed key
+transcript; signs the survivor set ``U3`` in a ConsistencyCheck round; and reveals shares
+only against ``t`` valid signatures on that same ``U3`` (`securecomp.secagg.consistency`).
+With the threshold rule of `securecomp.secagg.parameters` the server then cannot collect
+both shares of any honest client, and a split view (telling some clients that ``v``
+dropped and others that it survived) makes the clients abort instead.
+
+In both modes the honest client enforces the abort rules of the paper itself, so a
+deviating server cannot make it reveal more than the protocol allows:
 
 * fewer than ``t`` live members of its closed neighbourhood at any stage:
   `InsufficientParticipantsError`;
@@ -34,6 +45,10 @@ Steps (one handler per stage)
    sent shares.
 4. Unmasking (`handle` of `UnmaskRequest`): for surviving neighbours (and itself) send the
    share of ``b_v``; for dropped neighbours the share of ``s_v^SK``.
+
+Against a malicious server step 4 is split in two: ConsistencyCheck (`handle` of
+`ConsistencyCheck`: check and sign ``U3``) and Unmasking (`handle` of `UnmaskCertificate`:
+check the signatures, then reveal as in step 4).
 """
 
 from __future__ import annotations
@@ -44,10 +59,10 @@ import secrets
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.ed25519 import Ed25519KeyPair
 from securecomp.crypto.shamir import share_secrets
 from securecomp.crypto.x25519 import X25519KeyPair
 from securecomp.errors import (
-    EncodingOverflowError,
     InsufficientParticipantsError,
     IntegrityError,
     MalformedMessageError,
@@ -56,10 +71,21 @@ from securecomp.errors import (
     ReplayError,
 )
 from securecomp.secagg.config import SecAggConfig
+from securecomp.secagg.consistency import (
+    authenticate_key_list,
+    check_certificate,
+    check_survivors,
+)
+from securecomp.secagg.graph import CommunicationGraph
+from securecomp.secagg.inputs import check_input
 from securecomp.secagg.masking import MaskAccumulator, pair_seed, self_seed, share_key
 from securecomp.secagg.messages import (
     SERVER,
+    ActiveStage,
     AdvertiseKeys,
+    AnyStage,
+    ConsistencyCheck,
+    ConsistencySignature,
     Header,
     KeysBroadcast,
     MaskedInput,
@@ -67,10 +93,12 @@ from securecomp.secagg.messages import (
     ShareKeys,
     SharesDelivery,
     Stage,
+    UnmaskCertificate,
     UnmaskRequest,
     UnmaskShares,
 )
 from securecomp.secagg.shares import SECRET_BYTES, open_shares, seal_shares
+from securecomp.secagg.transcript import advertisement_message, model_digest, survivors_message
 
 __all__ = ["ClientState", "SecAggClient", "check_input"]
 
@@ -82,6 +110,8 @@ class ClientState(enum.StrEnum):
     AWAIT_KEYS = "await_keys"
     AWAIT_SHARES = "await_shares"
     AWAIT_UNMASK = "await_unmask"
+    AWAIT_CONSISTENCY = "await_consistency"
+    AWAIT_CERTIFICATE = "await_certificate"
     DONE = "done"
     ABORTED = "aborted"
 
@@ -91,51 +121,20 @@ _EXPECTED: dict[ClientState, type] = {
     ClientState.AWAIT_SHARES: SharesDelivery,
     ClientState.AWAIT_UNMASK: UnmaskRequest,
 }
-_STAGE_OF: dict[type, Stage] = {
+_EXPECTED_MALICIOUS: dict[ClientState, type] = {
+    ClientState.AWAIT_KEYS: KeysBroadcast,
+    ClientState.AWAIT_SHARES: SharesDelivery,
+    ClientState.AWAIT_CONSISTENCY: ConsistencyCheck,
+    ClientState.AWAIT_CERTIFICATE: UnmaskCertificate,
+}
+# The stage a client works in when it handles each server message.
+_STAGE_OF: dict[type, AnyStage] = {
     KeysBroadcast: Stage.SHARE_KEYS,
     SharesDelivery: Stage.MASKED_INPUT_COLLECTION,
     UnmaskRequest: Stage.UNMASKING,
+    ConsistencyCheck: ActiveStage.CONSISTENCY_CHECK,
+    UnmaskCertificate: Stage.UNMASKING,
 }
-
-
-def check_input(values: npt.ArrayLike, config: SecAggConfig) -> npt.NDArray[np.unsignedinteger]:
-    """Validate a quantized input and return it in the container dtype.
-
-    The values are integers modulo ``2^b`` in two's complement (as produced by
-    `securecomp.encoding.quantize`); their signed magnitude must not exceed
-    ``config.max_input_magnitude``, which is what guarantees the sum cannot wrap.
-
-    Raises
-    ------
-    ParameterError
-        Wrong shape or dtype.
-    EncodingOverflowError
-        A value is ``>= 2^b`` or its magnitude exceeds the bound.
-    """
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.shape[0] != config.dim:
-        raise ParameterError(
-            f"input must be a vector of {config.dim} values, got shape {arr.shape}"
-        )
-    if arr.dtype.kind != "u":
-        raise ParameterError(
-            f"input must hold unsigned quantized values (two's complement mod 2^{config.bits}), "
-            f"got dtype {arr.dtype}; use securecomp.encoding.quantize"
-        )
-    v = arr.astype(np.uint64)
-    bits = config.bits
-    if bits < 64 and int(v.max()) >> bits:
-        raise EncodingOverflowError(f"an input value is >= 2^{bits}; quantize with this config")
-    mask = np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    half = np.uint64(1 << (bits - 1))
-    magnitude = np.where(v >= half, (np.uint64(0) - v) & mask, v)
-    if int(magnitude.max()) > config.max_input_magnitude:
-        raise EncodingOverflowError(
-            f"an input value has magnitude {int(magnitude.max())}, above the "
-            f"{config.max_input_magnitude} the configuration allows (clip * scale * "
-            "max_weight); the sum could wrap: clip the input or raise max_weight at set-up"
-        )
-    return v.astype(config.dtype)
 
 
 class SecAggClient:
@@ -154,10 +153,24 @@ class SecAggClient:
         The quantized input (see `check_input`); copied.
     round : int
         Round number; keys are fresh for every round (make a new client per round).
+    identity : Ed25519KeyPair, optional
+        This client's identity key pair, whose public key the configuration pins; required
+        against a malicious server (refused otherwise).
+    model_hash : bytes, optional
+        Opaque identifier of the model this client received for the round (e.g. its
+        SHA-256); bound into the signed advertisement. Required against a malicious
+        server (refused otherwise).
     """
 
     def __init__(
-        self, config: SecAggConfig, client_id: int, values: npt.ArrayLike, *, round: int = 0
+        self,
+        config: SecAggConfig,
+        client_id: int,
+        values: npt.ArrayLike,
+        *,
+        round: int = 0,
+        identity: Ed25519KeyPair | None = None,
+        model_hash: bytes | None = None,
     ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
@@ -170,8 +183,40 @@ class SecAggClient:
         self.config = config
         self.id = client_id
         self.round = round
+        self._malicious = config.malicious
+        self._identity: Ed25519KeyPair | None = None
+        self._model = b""
+        if self._malicious:
+            pinned = config.identities
+            if pinned is None or identity is None or not pinned.matches(client_id, identity):
+                raise ParameterError(
+                    f"client {client_id} needs its identity key pair, the one pinned for it in "
+                    "the configuration, to sign against a malicious server"
+                )
+            if model_hash is None:
+                raise ParameterError(
+                    "against a malicious server each client binds the model it received: give "
+                    "model_hash (e.g. the SHA-256 of the broadcast weights)"
+                )
+            self._identity = identity
+            self._model = model_digest(model_hash)
+        elif identity is not None or model_hash is not None:
+            raise ParameterError(
+                "identity and model_hash are only used against a malicious server "
+                "(ThreatModel(malicious_server=True)); a semi-honest session signs nothing"
+            )
         self._x: npt.NDArray[np.unsignedinteger] | None = check_input(values, config)
-        self._closed = frozenset(config.graph.closed_neighbourhood(client_id))
+        # Against a malicious server a SecAgg+ graph is known only once the keys are in.
+        self._graph: CommunicationGraph | None = None
+        self._closed: frozenset[int] = frozenset()
+        if not config.graph.is_template:
+            self._graph = config.graph
+            self._closed = frozenset(config.graph.closed_neighbourhood(client_id))
+        self._expected = _EXPECTED_MALICIOUS if self._malicious else _EXPECTED
+        self._advert: AdvertiseKeys | None = None
+        self._transcript = b""
+        self._transcript_ids: frozenset[int] = frozenset()
+        self._survivors: tuple[int, ...] = ()  # the U3 this client signed
         self._state = ClientState.READY
         self._c: X25519KeyPair | None = None
         self._s: X25519KeyPair | None = None
@@ -201,9 +246,27 @@ class SecAggClient:
         self._c = X25519KeyPair.generate()
         self._s = X25519KeyPair.generate()
         self._state = ClientState.AWAIT_KEYS
-        return AdvertiseKeys(self._header(), self._c.public_bytes, self._s.public_bytes)
+        c, s = self._c.public_bytes, self._s.public_bytes
+        if self._identity is None:
+            return AdvertiseKeys(self._header(), c, s)
+        cfg = self.config
+        statement = advertisement_message(
+            fingerprint=cfg.fingerprint,
+            session=cfg.session,
+            round=self.round,
+            model=self._model,
+            client=self.id,
+            c_public=c,
+            s_public=s,
+        )
+        self._advert = AdvertiseKeys(
+            self._header(), c, s, self._identity.sign(statement), self._model
+        )
+        return self._advert
 
-    def handle(self, msg: ServerMessage) -> ShareKeys | MaskedInput | UnmaskShares:
+    def handle(
+        self, msg: ServerMessage
+    ) -> ShareKeys | MaskedInput | ConsistencySignature | UnmaskShares:
         """Process the server's message for the current stage and return the reply.
 
         Raises
@@ -222,6 +285,10 @@ class SecAggClient:
                 return self._share_keys(msg)
             if isinstance(msg, SharesDelivery):
                 return self._masked_input_collection(msg)
+            if isinstance(msg, ConsistencyCheck):
+                return self._consistency_check(msg)
+            if isinstance(msg, UnmaskCertificate):
+                return self._certified_unmasking(msg)
             return self._unmasking(msg)  # type checked by _check_envelope
         except ProtocolAbort:
             self._abort()
@@ -250,7 +317,7 @@ class SecAggClient:
             raise MalformedMessageError(f"server message claims sender {h.sender!r}")
         if h.recipient != self.id:
             raise ReplayError(f"message for {h.recipient!r} delivered to client {self.id}")
-        expected = _EXPECTED.get(self._state)
+        expected = self._expected.get(self._state)
         if expected is not type(msg):
             want = expected.__name__ if expected is not None else "nothing"
             raise ReplayError(
@@ -259,7 +326,7 @@ class SecAggClient:
                 "repeated; ignored"
             )
 
-    def _check_ids(self, ids: tuple[int, ...], allowed: frozenset[int], stage: Stage) -> None:
+    def _check_ids(self, ids: tuple[int, ...], allowed: frozenset[int], stage: AnyStage) -> None:
         if len(set(ids)) != len(ids):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             raise ProtocolAbort(stage.value, "the server listed a client id twice", dup)
@@ -269,7 +336,7 @@ class SecAggClient:
                 stage.value, "the server listed clients that are not eligible here", outside
             )
 
-    def _require(self, count: int, stage: Stage) -> None:
+    def _require(self, count: int, stage: AnyStage) -> None:
         if count < self.config.threshold:
             raise InsufficientParticipantsError(
                 stage.value,
@@ -286,12 +353,42 @@ class SecAggClient:
         self._enc_keys.clear()
         self._held.clear()
         self._own_b_share = b""
+        self._identity = None
 
     # --- stage handlers ----------------------------------------------------------------
+
+    def _authenticate(self, msg: KeysBroadcast) -> KeysBroadcast:
+        # Malicious server: accept only the signed key transcript; keep its entries in this
+        # client's closed neighbourhood of the round's graph (derived from the transcript).
+        if self._advert is None:  # unreachable: AWAIT_KEYS implies an advertisement
+            raise ProtocolAbort(Stage.SHARE_KEYS.value, "client advertisement missing")
+        transcript, graph, keep = authenticate_key_list(
+            self.config,
+            round=self.round,
+            model=self._model,
+            me=self.id,
+            own=self._advert,
+            msg=msg,
+            stage=Stage.SHARE_KEYS.value,
+        )
+        self._transcript = transcript
+        self._transcript_ids = frozenset(msg.ids)
+        self._graph = graph
+        self._closed = frozenset(graph.closed_neighbourhood(self.id))
+        return KeysBroadcast(
+            msg.header,
+            tuple(msg.ids[i] for i in keep),
+            tuple(msg.c_publics[i] for i in keep),
+            tuple(msg.s_publics[i] for i in keep),
+        )
 
     def _share_keys(self, msg: KeysBroadcast) -> ShareKeys:
         stage = Stage.SHARE_KEYS
         cfg, u = self.config, self.id
+        if self._malicious:
+            msg = self._authenticate(msg)
+        elif msg.signatures:
+            raise ProtocolAbort(stage.value, "signed key list in a semi-honest session")
         self._check_ids(msg.ids, self._closed, stage)
         index = {v: i for i, v in enumerate(msg.ids)}
         if self._c is None or self._s is None:  # unreachable: AWAIT_KEYS implies keys
@@ -381,8 +478,59 @@ class SecAggClient:
         self._s = self._c = None
         self._enc_keys.clear()
         self._x = None
-        self._state = ClientState.AWAIT_UNMASK
+        if self._malicious:
+            self._state = ClientState.AWAIT_CONSISTENCY
+        else:
+            self._state = ClientState.AWAIT_UNMASK
         return MaskedInput(self._header(), cfg.bits, y)
+
+    def _statement(self, survivors: tuple[int, ...]) -> bytes:
+        cfg = self.config
+        return survivors_message(
+            fingerprint=cfg.fingerprint,
+            session=cfg.session,
+            round=self.round,
+            transcript=self._transcript,
+            n=cfg.n,
+            survivors=survivors,
+        )
+
+    def _consistency_check(self, msg: ConsistencyCheck) -> ConsistencySignature:
+        # Round 3 of the active protocol: sign U3 once; the signature commits this client
+        # to revealing shares according to this U3 only.
+        check_survivors(
+            self.config,
+            me=self.id,
+            survivors=msg.alive,
+            transcript_ids=self._transcript_ids,
+            closed=self._closed,
+            sent_shares=frozenset(self._u2),
+            stage=ActiveStage.CONSISTENCY_CHECK.value,
+        )
+        if self._identity is None:  # unreachable: malicious clients keep it until done
+            raise ProtocolAbort(ActiveStage.CONSISTENCY_CHECK.value, "identity key missing")
+        self._survivors = msg.alive
+        signature = self._identity.sign(self._statement(msg.alive))
+        self._state = ClientState.AWAIT_CERTIFICATE
+        return ConsistencySignature(self._header(), signature)
+
+    def _certified_unmasking(self, msg: UnmaskCertificate) -> UnmaskShares:
+        if self._graph is None:  # unreachable: the graph is known after ShareKeys
+            raise ProtocolAbort(Stage.UNMASKING.value, "round graph missing")
+        check_certificate(
+            self.config,
+            self._graph,
+            me=self.id,
+            statement=self._statement(self._survivors),
+            survivors=frozenset(self._survivors),
+            signers=msg.signers,
+            signatures=msg.signatures,
+            owners=(*self._u2, self.id),
+            stage=Stage.UNMASKING.value,
+        )
+        self._identity = None
+        alive = tuple(v for v in self._survivors if v in self._closed)
+        return self._unmasking(UnmaskRequest(msg.header, alive))
 
     def _unmasking(self, msg: UnmaskRequest) -> UnmaskShares:
         stage = Stage.UNMASKING

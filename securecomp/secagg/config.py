@@ -14,15 +14,24 @@ parameters is refused). It fixes:
   configuration in which the sum of ``n`` inputs of weight up to ``max_weight`` could wrap
   modulo ``2^b`` (`EncodingOverflowError`): the aggregate is then always exact;
 * the threat model (`ThreatModel`): the configuration is refused if the graph and
-  threshold miss its statistical security (2^-40) or correctness (2^-20) budget.
+  threshold miss its statistical security (2^-40) or correctness (2^-20) budget; the
+  refusal reports the window of thresholds that would meet both, or that it is empty;
+* against a malicious server (``ThreatModel(malicious_server=True)``, Bonawitz et al.'s
+  active model): the clients' pinned Ed25519 identity keys (`PinnedIdentities`, a PKI
+  assumption: they reach the clients by a channel the server does not control), a
+  threshold above ``(n + n_C) / 2`` (per neighbourhood on a Harary graph, see
+  `securecomp.secagg.parameters`), and for SecAgg+ a graph *template* whose labels each
+  round derives from the signed key transcript instead of a seed the server picked.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 import secrets
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,13 +39,22 @@ import numpy as np
 
 from securecomp.encoding.quantize import QuantizationParams, check_no_wrap, modulus_bits_for
 from securecomp.errors import ParameterError
-from securecomp.secagg.graph import CommunicationGraph, complete_graph, harary_graph
+from securecomp.secagg.graph import (
+    CommunicationGraph,
+    complete_graph,
+    harary_graph,
+    harary_template,
+)
+from securecomp.secagg.identity import PinnedIdentities
 from securecomp.secagg.parameters import (
     ThreatModel,
     complete_threshold,
     failure_bounds,
     search_parameters,
+    threshold_window,
 )
+from securecomp.secagg.stages import AnyStage, protocol_stages
+from securecomp.secagg.transcript import graph_seed
 
 __all__ = ["MAX_DIM", "SESSION_BYTES", "SecAggConfig", "container_dtype"]
 
@@ -83,7 +101,11 @@ class SecAggConfig:
     max_weight : int
         Largest integer weight a client may multiply its quantized input by.
     threat : ThreatModel
-        Corrupt and dropout fractions the graph and threshold must withstand.
+        Corrupt and dropout fractions the graph and threshold must withstand, and whether
+        the server is semi-honest (default) or malicious.
+    identities : PinnedIdentities, optional
+        The clients' Ed25519 public keys; required against a malicious server (and
+        refused otherwise, where nothing would check them).
     """
 
     n: int
@@ -94,6 +116,7 @@ class SecAggConfig:
     session: bytes
     max_weight: int = 1
     threat: ThreatModel = field(default_factory=ThreatModel)
+    identities: PinnedIdentities | None = None
 
     def __post_init__(self) -> None:
         for name in ("n", "threshold", "dim", "max_weight"):
@@ -118,17 +141,54 @@ class SecAggConfig:
             raise ParameterError("quantization must be a QuantizationParams")
         if not isinstance(self.threat, ThreatModel):
             raise ParameterError("threat must be a ThreatModel")
+        self._check_malicious()
         # Refuse, before any key exists, a configuration whose sum could wrap mod 2^b.
         check_no_wrap(self.quantization, self.n * self.max_weight)
         bounds = failure_bounds(self.n, self.graph.degree, self.threshold, self.threat)
         if not bounds.meets(self.threat):
+            window = threshold_window(self.n, self.graph.degree, self.threat)
+            advice = (
+                f"thresholds {window[0]}..{window[1]} meet both on this graph"
+                if window is not None
+                else "no threshold meets both on this graph (the window is empty): lower the "
+                "corrupt or dropout fraction, or raise the degree or the number of clients"
+            )
+            server = "malicious" if self.malicious else "semi-honest"
             raise ParameterError(
                 f"threshold {self.threshold} on a degree-{self.graph.degree} graph of {self.n} "
-                f"clients misses the threat model (corrupt {self.threat.corrupt_fraction:g}, "
-                f"dropout {self.threat.dropout_fraction:g}): security failure <= "
-                f"2^{bounds.log2_security_failure:.1f} (need 2^-{self.threat.security_bits}), "
-                f"abort probability <= 2^{bounds.log2_too_few_holders:.1f} (need "
-                f"2^-{self.threat.correctness_bits}); use SecAggConfig.create to choose them"
+                f"clients misses the threat model ({server} server, corrupt "
+                f"{self.threat.corrupt_fraction:g}, dropout {self.threat.dropout_fraction:g}): "
+                f"security failure <= 2^{bounds.log2_security_failure:.1f} (need "
+                f"2^-{self.threat.security_bits}), abort probability <= "
+                f"2^{bounds.log2_too_few_holders:.1f} (need 2^-{self.threat.correctness_bits}); "
+                f"{advice}; SecAggConfig.create chooses them"
+            )
+
+    def _check_malicious(self) -> None:
+        if self.identities is not None and not isinstance(self.identities, PinnedIdentities):
+            raise ParameterError("identities must be a PinnedIdentities")
+        if not self.malicious:
+            if self.identities is not None:
+                raise ParameterError(
+                    "identity keys are only checked against a malicious server; set "
+                    "ThreatModel(malicious_server=True) or drop them"
+                )
+            if self.graph.is_template:
+                raise ParameterError(
+                    "a Harary template (labels derived per round) is for the malicious-server "
+                    "mode; give a labelled graph (harary_graph) for a semi-honest server"
+                )
+            return
+        if self.identities is None or self.identities.n != self.n:
+            raise ParameterError(
+                "against a malicious server every client needs a pinned Ed25519 identity key: "
+                f"give identities=PinnedIdentities(<{self.n} public keys>)"
+            )
+        if not self.graph.is_complete and not self.graph.is_template:
+            raise ParameterError(
+                "against a malicious server the SecAgg+ graph must not be chosen by the server: "
+                "use harary_template(n, degree), whose labels each round derives from the "
+                "signed key transcript"
             )
 
     # --- derived values ------------------------------------------------------------------
@@ -149,13 +209,37 @@ class SecAggConfig:
         return "secagg" if self.graph.is_complete else "secagg+"
 
     @property
+    def malicious(self) -> bool:
+        """Whether the session defends against a malicious server (signatures, the
+        ConsistencyCheck round)."""
+        return self.threat.malicious_server
+
+    @property
+    def stages(self) -> tuple[AnyStage, ...]:
+        """The stages of a round, in order (five against a malicious server)."""
+        return protocol_stages(self.malicious)
+
+    @property
+    def threshold_window(self) -> tuple[int, int] | None:
+        """Thresholds meeting the threat model on this graph (``None``: none does)."""
+        return threshold_window(self.n, self.graph.degree, self.threat)
+
+    def round_graph(self, transcript: bytes) -> CommunicationGraph:
+        """The graph of a round whose signed key transcript hashes to ``transcript``
+        (the configuration's own graph unless it is a template)."""
+        if not self.graph.is_template:
+            return self.graph
+        return self.graph.derive(graph_seed(transcript))
+
+    @property
     def max_input_magnitude(self) -> int:
         """Largest ``|x_i|`` (signed) a client's quantized, weighted input may have."""
         return self.quantization.level_bound * self.max_weight
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> bytes:
-        """SHA-256 of the canonical parameter encoding (sent in every message header)."""
+        """SHA-256 of the canonical parameter encoding (sent in every message header;
+        computed once, the configuration being immutable)."""
         q = self.quantization
         h = hashlib.sha256(b"securecomp/secagg/config/v1")
         h.update(
@@ -163,6 +247,9 @@ class SecAggConfig:
         )
         h.update(struct.pack(">dd", q.clip, q.scale))
         h.update(self.graph.describe())
+        if self.malicious and self.identities is not None:
+            # The pinned keys are part of what every party must agree on.
+            h.update(b"malicious-server" + self.identities.digest())
         return h.digest()
 
     def neighbours(self, u: int) -> tuple[int, ...]:
@@ -186,6 +273,7 @@ class SecAggConfig:
         threshold: int | None = None,
         session: bytes | None = None,
         graph_seed: bytes | None = None,
+        identities: PinnedIdentities | Sequence[bytes] | None = None,
     ) -> SecAggConfig:
         """Choose the modulus, graph and threshold for ``n`` clients and ``dim`` values.
 
@@ -195,8 +283,19 @@ class SecAggConfig:
         `search_parameters` (Bell et al. bounds) and may fall back to the complete graph
         for small ``n``. The session id and the graph's label seed are drawn from the OS
         CSPRNG unless given.
+
+        Against a malicious server (``threat=ThreatModel(malicious_server=True)``) pass
+        the clients' Ed25519 public keys as ``identities``; the threshold is then at least
+        ``floor((n + C) / 2) + 1`` (per neighbourhood for SecAgg+), the set-up is refused
+        when no threshold fits the dropout budget (the message gives the window), and a
+        SecAgg+ graph is a template labelled per round from the signed key transcript
+        (``graph_seed`` is then refused: the server must not pick the labels).
         """
         threat = threat if threat is not None else ThreatModel()
+        if isinstance(identities, PinnedIdentities) or identities is None:
+            pinned = identities
+        else:
+            pinned = PinnedIdentities(list(identities))
         n = operator.index(n)
         bits = modulus_bits_for(
             n * operator.index(max_weight), clip=clip, scale=scale, scale_bits=scale_bits
@@ -214,7 +313,15 @@ class SecAggConfig:
             t = threshold if threshold is not None else complete_threshold(n, threat)
         elif protocol == "secagg+":
             found = search_parameters(n, threat)
-            graph = found.graph(graph_seed)
+            if threat.malicious_server:
+                if graph_seed is not None:
+                    raise ParameterError(
+                        "against a malicious server the SecAgg+ labels come from the signed "
+                        "key transcript of each round; do not give graph_seed"
+                    )
+                graph = harary_template(n, found.degree)
+            else:
+                graph = found.graph(graph_seed)
             t = threshold if threshold is not None else found.threshold
         else:
             raise ParameterError(f"protocol must be 'secagg' or 'secagg+', got {protocol!r}")
@@ -228,6 +335,7 @@ class SecAggConfig:
             session=sid,
             max_weight=operator.index(max_weight),
             threat=threat,
+            identities=pinned,
         )
 
     @classmethod
@@ -243,16 +351,25 @@ class SecAggConfig:
         seed: bytes | None = None,
         threat: ThreatModel | None = None,
         max_weight: int = 1,
+        identities: PinnedIdentities | None = None,
     ) -> SecAggConfig:
         """An explicit SecAgg+ configuration (degree and threshold chosen by the caller and
-        checked against ``threat``)."""
+        checked against ``threat``; a template graph against a malicious server)."""
+        threat = threat if threat is not None else ThreatModel()
+        if threat.malicious_server:
+            if seed is not None:
+                raise ParameterError("against a malicious server do not give a label seed")
+            graph = harary_template(n, degree)
+        else:
+            graph = harary_graph(n, degree, seed)
         return cls(
             n=n,
             threshold=threshold,
             dim=dim,
             quantization=quantization,
-            graph=harary_graph(n, degree, seed),
+            graph=graph,
             session=session if session is not None else secrets.token_bytes(SESSION_BYTES),
             max_weight=max_weight,
-            threat=threat if threat is not None else ThreatModel(),
+            threat=threat,
+            identities=identities,
         )

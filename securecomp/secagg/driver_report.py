@@ -27,13 +27,14 @@ import numpy.typing as npt
 from securecomp.net.report import CostReport, LeakageLedger
 from securecomp.net.stats import CommStats, Counts
 from securecomp.secagg.config import SecAggConfig
-from securecomp.secagg.messages import SERVER, Stage
+from securecomp.secagg.messages import SERVER, AnyStage, Stage
 from securecomp.secagg.server import SecAggResult, SecAggServer
-from securecomp.secagg.simulator import RejectedMessage
+from securecomp.secagg.simulator import RejectedMessage, record_client_leakage
 
 __all__ = ["STAGES", "DriverResult", "TrafficCounter", "build_report"]
 
-#: The four stages in protocol order.
+#: The four stages of the semi-honest protocol in order (`SecAggConfig.stages` gives the
+#: stages of a configuration, five against a malicious server).
 STAGES: tuple[Stage, ...] = (
     Stage.ADVERTISE_KEYS,
     Stage.SHARE_KEYS,
@@ -53,7 +54,7 @@ class DriverResult:
     report : CostReport
         Time per stage, bytes per client and per stage, leakage.
     rejected : tuple of RejectedMessage
-        Messages a state machine refused (``slot`` is the stage index, 0 to 3).
+        Messages a state machine refused (``slot`` is the stage index, from 0).
     client_aborts : dict of int to str
         Clients that aborted by their own rules, with the reason.
     """
@@ -80,7 +81,7 @@ class TrafficCounter:
         self.stats[SERVER] = CommStats(SERVER)
 
     def count(
-        self, sender: int | str, recipient: int | str, nbytes: int, kind: str, stage: Stage
+        self, sender: int | str, recipient: int | str, nbytes: int, kind: str, stage: AnyStage
     ) -> None:
         """Record one message of ``nbytes`` (sent and delivered) in ``stage``."""
         src, dst = self.stats[sender], self.stats[recipient]
@@ -99,8 +100,8 @@ def build_report(
     config: SecAggConfig,
     server: SecAggServer,
     stats: Mapping[int | str, CommStats],
-    client_seconds: Mapping[Stage, Mapping[int, float]],
-    server_seconds: Mapping[Stage, float],
+    client_seconds: Mapping[AnyStage, Mapping[int, float]],
+    server_seconds: Mapping[AnyStage, float],
     rejected: int,
     client_aborts: Iterable[int],
     simulation: bool,
@@ -122,13 +123,9 @@ def build_report(
     ledger = LeakageLedger()
     for entry in server.leakage:
         ledger.record(entry.party, entry.what, entry.stage)
-    ledger.record(
-        "each client",
-        "ids and public keys of its live neighbours at each stage",
-        Stage.ADVERTISE_KEYS.value,
-    )
+    record_client_leakage(ledger, config)
     report = CostReport(protocol=protocol, comm=CommStats.merge(stats.values()), leakage=ledger)
-    for stage in STAGES:
+    for stage in config.stages:
         per = client_seconds.get(stage, {})
         if per:
             report.phases[f"clients:{stage.value}"] = sum(per.values())
@@ -141,7 +138,7 @@ def build_report(
         for u, s in per.items():
             per_client_seconds[u] += s
     by_stage: dict[str, dict[str, int]] = {}
-    for stage in STAGES:
+    for stage in config.stages:
         up = sum(stats[u].per_phase.get(stage.value, _ZERO).bytes_sent for u in clients)
         down = stats[SERVER].per_phase.get(stage.value, _ZERO).bytes_sent
         by_stage[stage.value] = {"clients_sent": up, "server_sent": down}
@@ -154,6 +151,7 @@ def build_report(
             "bits": config.bits,
             "threshold": config.threshold,
             "degree": config.graph.degree,
+            "malicious_server": config.malicious,
             "survivors": len(result.survivors) if result is not None else 0,
             "aborted": server.aborted,
             "dropped": {s.value: list(v) for s, v in server.dropped.items()},

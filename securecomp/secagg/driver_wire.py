@@ -7,16 +7,18 @@ neither may pickle (DESIGN.md section 5), so this module gives the few formats t
 
 * `encode_config` / `decode_config`: a `SecAggConfig` as a msgpack map of its defining
   values (the Harary graph by its degree and 32-byte label seed, from which every party
-  rebuilds the same graph). A decoded configuration must reproduce the fingerprint sent
-  alongside it, so a codec mismatch or a corrupted blob is refused rather than silently
-  yielding other parameters;
+  rebuilds the same graph; a malicious-server template by its degree alone) and, against a
+  malicious server, the pinned identity public keys. A decoded configuration must
+  reproduce the fingerprint sent alongside it, so a codec mismatch or a corrupted blob is
+  refused rather than silently yielding other parameters;
 * `encode_inputs` / `decode_inputs`: several clients' quantized vectors as one raw
   ``(k, d)`` buffer of the container dtype, with their ids as ``uint32``;
 * `pack_batch` / `unpack_batch`: many envelopes in one buffer (``u32`` length prefix
   each), so a worker receives and answers a whole stage in one call.
 
 None of these carries a secret of any protocol party: the inputs are the client's own
-data, delivered to the process that plays that client only.
+data, delivered to the process that plays that client only (as is, against a malicious
+server, the client's identity private key: see the drivers).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.ed25519 import PUBLIC_KEY_BYTES as IDENTITY_KEY_BYTES
 from securecomp.encoding.quantize import QuantizationParams
 from securecomp.errors import MalformedMessageError, ParameterError
 from securecomp.secagg.config import SecAggConfig, container_dtype
-from securecomp.secagg.graph import complete_graph, harary_graph
+from securecomp.secagg.graph import complete_graph, harary_graph, harary_template
+from securecomp.secagg.identity import PinnedIdentities
 from securecomp.secagg.parameters import ThreatModel
 
 __all__ = [
@@ -44,9 +48,12 @@ __all__ = [
     "unpack_batch",
 ]
 
-_CONFIG_VERSION = 1
+_CONFIG_VERSION = 2
 _CONFIG_KEYS = frozenset(
-    {"v", "n", "t", "dim", "clip", "scale", "bits", "degree", "seed", "session", "w", "threat"}
+    {
+        "v", "n", "t", "dim", "clip", "scale", "bits", "degree", "seed", "session", "w",
+        "threat", "identities",
+    }
 )
 _LEN = struct.Struct("<I")
 
@@ -73,7 +80,9 @@ def encode_config(config: SecAggConfig) -> bytes:
             th.dropout_fraction,
             th.security_bits,
             th.correctness_bits,
+            th.malicious_server,
         ],
+        "identities": b"".join(config.identities.keys) if config.identities is not None else b"",
     }
     out: bytes = msgpack.packb(body, use_bin_type=True)
     return out
@@ -113,11 +122,22 @@ def decode_config(data: bytes, fingerprint: bytes) -> SecAggConfig:
 
 
 def _build(body: dict[str, Any]) -> SecAggConfig:
-    n, degree, seed = body["n"], body["degree"], body["seed"]
-    if type(seed) is not bytes:
-        raise ParameterError("graph seed must be bytes")
-    graph = complete_graph(n) if degree >= n - 1 else harary_graph(n, degree, seed)
-    corrupt, dropout, sec, corr = body["threat"]
+    n, degree, seed, raw_ids = body["n"], body["degree"], body["seed"], body["identities"]
+    if type(seed) is not bytes or type(raw_ids) is not bytes:
+        raise ParameterError("graph seed and identities must be bytes")
+    corrupt, dropout, sec, corr, malicious = body["threat"]
+    if degree >= n - 1:
+        graph = complete_graph(n)
+    elif malicious:
+        graph = harary_template(n, degree)
+    else:
+        graph = harary_graph(n, degree, seed)
+    identities = None
+    if raw_ids:
+        if len(raw_ids) != n * IDENTITY_KEY_BYTES:
+            raise ParameterError(f"identities must be {n} keys of {IDENTITY_KEY_BYTES} bytes")
+        size = IDENTITY_KEY_BYTES
+        identities = PinnedIdentities([raw_ids[i : i + size] for i in range(0, len(raw_ids), size)])
     return SecAggConfig(
         n=n,
         threshold=body["t"],
@@ -128,7 +148,8 @@ def _build(body: dict[str, Any]) -> SecAggConfig:
         graph=graph,
         session=body["session"],
         max_weight=body["w"],
-        threat=ThreatModel(corrupt, dropout, sec, corr),
+        threat=ThreatModel(corrupt, dropout, sec, corr, malicious),
+        identities=identities,
     )
 
 

@@ -14,6 +14,11 @@ a uniform permutation drawn by Fisher-Yates from an AES-CTR keystream
 uniform up to the PRG's security, and reproducible from its 32-byte seed (which the server
 draws from the OS CSPRNG and announces with the configuration).
 
+Against a malicious server the server must not choose the labels: the configuration then
+holds a *template* (`harary_template`: ``n`` and the degree, no seed) and each round's
+graph is `CommunicationGraph.derive`-d from a hash of the signed key transcript
+(`securecomp.secagg.transcript.graph_seed`), which every client recomputes.
+
 Conventions: client ids are ``0 .. n-1``; ``neighbours(u)`` excludes ``u``;
 ``closed_neighbourhood(u)`` includes it (the holders of ``u``'s Shamir shares).
 """
@@ -36,6 +41,7 @@ __all__ = [
     "CommunicationGraph",
     "complete_graph",
     "harary_graph",
+    "harary_template",
     "random_permutation",
 ]
 
@@ -102,7 +108,8 @@ class CommunicationGraph:
     degree : int
         Neighbours per client (``n - 1`` for the complete graph).
     seed : bytes or None
-        Label-permutation seed of a Harary graph (``None`` for the complete graph).
+        Label-permutation seed of a Harary graph (``None`` for the complete graph and for
+        a template, whose labels are derived per round).
     """
 
     n: int
@@ -115,9 +122,26 @@ class CommunicationGraph:
         return self.degree == self.n - 1
 
     @property
+    def is_template(self) -> bool:
+        """A Harary graph whose labels are not drawn yet (see `derive`)."""
+        return not self.is_complete and self._adjacency is None
+
+    def derive(self, seed: bytes) -> CommunicationGraph:
+        """This round's graph: the template's H(n, degree) labelled from ``seed``; the
+        complete graph and a labelled graph are returned unchanged."""
+        if not self.is_template:
+            return self
+        return harary_graph(self.n, self.degree, seed)
+
+    @property
     def _table(self) -> npt.NDArray[np.int64]:
         # (n, degree) array of sorted neighbour ids; the complete graph is never tabulated.
         if self._adjacency is None:
+            if not self.is_complete:
+                raise ParameterError(
+                    "this Harary graph is a template: its labels are derived each round from "
+                    "the signed key transcript; use the round's derived graph"
+                )
             raise ParameterError("the complete graph has no neighbour table")
         return self._adjacency
 
@@ -166,6 +190,31 @@ def complete_graph(n: int) -> CommunicationGraph:
     return CommunicationGraph(n=n, degree=n - 1)
 
 
+def harary_template(n: int, degree: int) -> CommunicationGraph:
+    """H(n, degree) without labels, to be `CommunicationGraph.derive`-d each round.
+
+    A degree of ``n - 1`` or more gives the complete graph (which needs no labels).
+    """
+    n = _check_n(n)
+    k = _check_degree(n, degree)
+    if k >= n - 1:
+        return complete_graph(n)
+    return CommunicationGraph(n=n, degree=k)
+
+
+def _check_degree(n: int, degree: object) -> int:
+    try:
+        k = operator.index(degree)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ParameterError(f"degree must be an int, got {degree!r}") from exc
+    if k < n - 1 and (k < 2 or k % 2):
+        raise ParameterError(
+            f"a Harary graph here has an even degree in [2, n - 2] (n = {n}), got {k}; "
+            "use degree >= n - 1 for the complete graph"
+        )
+    return k
+
+
 def harary_graph(n: int, degree: int, seed: bytes | None = None) -> CommunicationGraph:
     """The Harary graph H(n, degree) with uniformly permuted labels (Bell et al. 2020).
 
@@ -185,17 +234,9 @@ def harary_graph(n: int, degree: int, seed: bytes | None = None) -> Communicatio
     CommunicationGraph
     """
     n = _check_n(n)
-    try:
-        k = operator.index(degree)
-    except TypeError as exc:
-        raise ParameterError(f"degree must be an int, got {degree!r}") from exc
+    k = _check_degree(n, degree)
     if k >= n - 1:
         return complete_graph(n)
-    if k < 2 or k % 2:
-        raise ParameterError(
-            f"a Harary graph here has an even degree in [2, n - 2] (n = {n}), got {k}; "
-            "use degree >= n - 1 for the complete graph"
-        )
     if seed is None:
         seed = secrets.token_bytes(SEED_BYTES)
     if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:

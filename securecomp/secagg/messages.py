@@ -1,7 +1,6 @@
 """Typed messages of secure aggregation and their wire form (securecomp envelopes).
 
-Stages (Bonawitz et al., CCS 2017, Fig. 4, semi-honest variant: no signatures and no
-consistency-check round) and the messages of each:
+Stages (Bonawitz et al., CCS 2017, Fig. 4) and the messages of each:
 
 ==========================  ==============================  ==============================
 stage                       client -> server                server -> client
@@ -12,19 +11,32 @@ stage                       client -> server                server -> client
 ``unmasking``               `UnmaskShares` (b / sk shares)  --
 ==========================  ==============================  ==============================
 
+Against a malicious server (`securecomp.secagg.config.SecAggConfig.malicious`, the
+paper's active model) the key messages also carry Ed25519 signatures under pinned identity
+keys (and the digest of the broadcast model), and a ConsistencyCheck round sits between
+masked-input collection and unmasking (`ActiveStage.CONSISTENCY_CHECK`):
+
+==========================  ==============================  ==============================
+``masked_input_collection`` `MaskedInput`                   `ConsistencyCheck` (U3)
+``consistency_check``       `ConsistencySignature` (on U3)  `UnmaskCertificate` (sigs)
+``unmasking``               `UnmaskShares`                  --
+==========================  ==============================  ==============================
+
+The stages are defined in `securecomp.secagg.stages` (re-exported here).
+
 Every message carries a `Header` (session, round, sender, recipient, configuration
 fingerprint) that becomes the envelope header (`securecomp.net.wire`); the payload is a
-msgpack map with an exact key set. Lists of ids travel as little-endian ``uint32`` bytes,
-lists of fixed-size blobs as one concatenated byte string, masked vectors bit-packed to
-``b`` bits (`securecomp.secagg.bitpack`). `decode_message` validates everything (envelope,
-kind, exact keys, types, lengths) before a state machine sees it and raises
-`MalformedMessageError` otherwise; whether a well-formed message belongs to the current
-session, round and stage is the state machines' job (`ReplayError`).
+msgpack map with an exact key set (the signed variants have their own exact set). Lists of
+ids travel as little-endian ``uint32`` bytes, lists of fixed-size blobs as one concatenated
+byte string, masked vectors bit-packed to ``b`` bits (`securecomp.secagg.bitpack`).
+`decode_message` validates everything (envelope, kind, exact keys, types, lengths) before
+a state machine sees it and raises `MalformedMessageError` otherwise; whether a
+well-formed message belongs to the current session, round and stage is the state
+machines' job (`ReplayError`).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -32,6 +44,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.ed25519 import SIGNATURE_BYTES
 from securecomp.crypto.x25519 import PUBLIC_KEY_BYTES
 from securecomp.errors import MalformedMessageError, ParameterError
 from securecomp.net.wire import (
@@ -44,11 +57,28 @@ from securecomp.net.wire import (
 from securecomp.secagg.bitpack import pack_bits, packed_size, unpack_bits
 from securecomp.secagg.config import MAX_DIM, container_dtype
 from securecomp.secagg.shares import SEALED_SHARES_BYTES, SHARE_BYTES
+from securecomp.secagg.stages import (
+    MALICIOUS_STAGES,
+    SEMI_HONEST_STAGES,
+    ActiveStage,
+    AnyStage,
+    Stage,
+    as_stage,
+    protocol_stages,
+)
+from securecomp.secagg.transcript import MODEL_DIGEST_BYTES
 
 __all__ = [
+    "MALICIOUS_STAGES",
+    "MODEL_DIGEST_BYTES",
+    "SEMI_HONEST_STAGES",
     "SERVER",
+    "ActiveStage",
     "AdvertiseKeys",
+    "AnyStage",
     "ClientMessage",
+    "ConsistencyCheck",
+    "ConsistencySignature",
     "Header",
     "KeysBroadcast",
     "MaskedInput",
@@ -57,10 +87,13 @@ __all__ = [
     "ShareKeys",
     "SharesDelivery",
     "Stage",
+    "UnmaskCertificate",
     "UnmaskRequest",
     "UnmaskShares",
+    "as_stage",
     "decode_message",
     "encode_message",
+    "protocol_stages",
 ]
 
 #: Party id of the server on the wire.
@@ -68,15 +101,6 @@ SERVER: Final = "server"
 #: Largest client id (ids are Shamir points minus one, below 2^31 - 1).
 _MAX_ID = (1 << 31) - 3
 _SCHEME = "secagg"
-
-
-class Stage(enum.StrEnum):
-    """The four stages of the protocol, in order."""
-
-    ADVERTISE_KEYS = "advertise_keys"
-    SHARE_KEYS = "share_keys"
-    MASKED_INPUT_COLLECTION = "masked_input_collection"
-    UNMASKING = "unmasking"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +146,51 @@ def _check_parallel(
 # --- the messages ------------------------------------------------------------------------
 
 
+def _check_signature(value: object, what: str, err: type[Exception]) -> None:
+    if type(value) is not bytes or len(value) != SIGNATURE_BYTES:
+        _fail(err, f"{what} must be a {SIGNATURE_BYTES}-byte Ed25519 signature")
+
+
 @dataclass(frozen=True, slots=True)
 class AdvertiseKeys:
-    """Client ``u`` -> server: its two fresh X25519 public keys ``c_u^PK`` and ``s_u^PK``."""
+    """Client ``u`` -> server: its two fresh X25519 public keys ``c_u^PK`` and ``s_u^PK``.
+
+    Against a malicious server also ``signature``, the Ed25519 signature under ``u``'s
+    pinned identity key of the keys in their context
+    (`securecomp.secagg.transcript.advertisement_message`), and ``model_digest``, the
+    digest of the model ``u`` received; both empty in the semi-honest protocol.
+    """
 
     KIND: ClassVar[str] = "secagg.advertise_keys"
     STAGE: ClassVar[Stage] = Stage.ADVERTISE_KEYS
     header: Header
     c_public: bytes
     s_public: bytes
+    signature: bytes = b""
+    model_digest: bytes = b""
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signature or self.model_digest)
 
     def validate(self, err: type[Exception] = ParameterError) -> None:
         for name in ("c_public", "s_public"):
             v = getattr(self, name)
             if type(v) is not bytes or len(v) != PUBLIC_KEY_BYTES:
                 _fail(err, f"{name} must be {PUBLIC_KEY_BYTES} bytes")
+        if self.signed:
+            _check_signature(self.signature, "signature", err)
+            if type(self.model_digest) is not bytes or len(self.model_digest) != MODEL_DIGEST_BYTES:
+                _fail(err, f"model_digest must be {MODEL_DIGEST_BYTES} bytes")
 
 
 @dataclass(frozen=True, slots=True)
 class KeysBroadcast:
-    """Server -> client ``u``: public keys of ``u``'s live closed neighbourhood (with ``u``)."""
+    """Server -> client ``u``: public keys of ``u``'s live closed neighbourhood (with ``u``).
+
+    Against a malicious server: every advertisement the server accepted (the signed key
+    transcript, from which SecAgg+ derives its graph), with the advertisers' signatures.
+    """
 
     KIND: ClassVar[str] = "secagg.keys_broadcast"
     STAGE: ClassVar[Stage] = Stage.ADVERTISE_KEYS
@@ -149,6 +198,7 @@ class KeysBroadcast:
     ids: tuple[int, ...]
     c_publics: tuple[bytes, ...]
     s_publics: tuple[bytes, ...]
+    signatures: tuple[bytes, ...] = ()
 
     def validate(self, err: type[Exception] = ParameterError) -> None:
         _check_ids(self.ids, "ids", err)
@@ -156,6 +206,9 @@ class KeysBroadcast:
         _check_blobs(self.s_publics, PUBLIC_KEY_BYTES, "s_publics", err)
         _check_parallel(self.ids, self.c_publics, "c_publics", err)
         _check_parallel(self.ids, self.s_publics, "s_publics", err)
+        if self.signatures:
+            _check_blobs(self.signatures, SIGNATURE_BYTES, "signatures", err)
+            _check_parallel(self.ids, self.signatures, "signatures", err)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +300,55 @@ class UnmaskShares:
         _check_parallel(self.sk_owners, self.sk_shares, "sk_shares", err)
 
 
-ClientMessage = AdvertiseKeys | ShareKeys | MaskedInput | UnmaskShares
-ServerMessage = KeysBroadcast | SharesDelivery | UnmaskRequest
+@dataclass(frozen=True, slots=True)
+class ConsistencyCheck:
+    """Server -> client ``u`` (malicious-server mode): the survivors ``U3`` of masked-input
+    collection, all of them (sorted), for ``u`` to check and sign."""
+
+    KIND: ClassVar[str] = "secagg.consistency_check"
+    STAGE: ClassVar[Stage] = Stage.MASKED_INPUT_COLLECTION
+    header: Header
+    alive: tuple[int, ...]
+
+    def validate(self, err: type[Exception] = ParameterError) -> None:
+        _check_ids(self.alive, "alive", err)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencySignature:
+    """Client ``u`` -> server: ``u``'s signature on ``U3`` in its context
+    (`securecomp.secagg.transcript.survivors_message`)."""
+
+    KIND: ClassVar[str] = "secagg.consistency_signature"
+    STAGE: ClassVar[ActiveStage] = ActiveStage.CONSISTENCY_CHECK
+    header: Header
+    signature: bytes
+
+    def validate(self, err: type[Exception] = ParameterError) -> None:
+        _check_signature(self.signature, "signature", err)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmaskCertificate:
+    """Server -> client ``u``: signatures on ``U3`` by the clients ``signers`` (``U4``),
+    the certificate ``u`` needs before it reveals any share."""
+
+    KIND: ClassVar[str] = "secagg.unmask_certificate"
+    STAGE: ClassVar[ActiveStage] = ActiveStage.CONSISTENCY_CHECK
+    header: Header
+    signers: tuple[int, ...]
+    signatures: tuple[bytes, ...]
+
+    def validate(self, err: type[Exception] = ParameterError) -> None:
+        _check_ids(self.signers, "signers", err)
+        _check_blobs(self.signatures, SIGNATURE_BYTES, "signatures", err)
+        _check_parallel(self.signers, self.signatures, "signatures", err)
+
+
+ClientMessage = AdvertiseKeys | ShareKeys | MaskedInput | ConsistencySignature | UnmaskShares
+ServerMessage = (
+    KeysBroadcast | SharesDelivery | UnmaskRequest | ConsistencyCheck | UnmaskCertificate
+)
 Message = ClientMessage | ServerMessage
 
 _TYPES: dict[str, type[Any]] = {
@@ -261,6 +361,9 @@ _TYPES: dict[str, type[Any]] = {
         MaskedInput,
         UnmaskRequest,
         UnmaskShares,
+        ConsistencyCheck,
+        ConsistencySignature,
+        UnmaskCertificate,
     )
 }
 for _kind in _TYPES:
@@ -288,13 +391,19 @@ def _blobs_from(raw: object, size: int, count: int, what: str) -> tuple[bytes, .
 
 def _body(msg: Message) -> dict[str, Any]:
     if isinstance(msg, AdvertiseKeys):
+        if msg.signed:
+            return {"c": msg.c_public, "s": msg.s_public, "sig": msg.signature,
+                    "md": msg.model_digest}
         return {"c": msg.c_public, "s": msg.s_public}
     if isinstance(msg, KeysBroadcast):
-        return {
+        body = {
             "ids": _ids_bytes(msg.ids),
             "c": b"".join(msg.c_publics),
             "s": b"".join(msg.s_publics),
         }
+        if msg.signatures:
+            body["sig"] = b"".join(msg.signatures)
+        return body
     if isinstance(msg, ShareKeys):
         return {"to": _ids_bytes(msg.recipients), "ct": b"".join(msg.ciphertexts)}
     if isinstance(msg, SharesDelivery):
@@ -314,27 +423,44 @@ def _body(msg: Message) -> dict[str, Any]:
             "sk_ids": _ids_bytes(msg.sk_owners),
             "sk": b"".join(msg.sk_shares),
         }
+    if isinstance(msg, ConsistencyCheck):
+        return {"alive": _ids_bytes(msg.alive)}
+    if isinstance(msg, ConsistencySignature):
+        return {"sig": msg.signature}
+    if isinstance(msg, UnmaskCertificate):
+        return {"ids": _ids_bytes(msg.signers), "sig": b"".join(msg.signatures)}
     raise ParameterError(f"not a secure-aggregation message: {type(msg).__name__}")
 
 
-_KEYS: dict[str, frozenset[str]] = {
-    AdvertiseKeys.KIND: frozenset({"c", "s"}),
-    KeysBroadcast.KIND: frozenset({"ids", "c", "s"}),
-    ShareKeys.KIND: frozenset({"to", "ct"}),
-    SharesDelivery.KIND: frozenset({"from", "ct"}),
-    MaskedInput.KIND: frozenset({"dim", "bits", "data"}),
-    UnmaskRequest.KIND: frozenset({"alive"}),
-    UnmaskShares.KIND: frozenset({"b_ids", "b", "sk_ids", "sk"}),
+# The exact field sets each kind may have (the signed variants have their own).
+_KEYS: dict[str, tuple[frozenset[str], ...]] = {
+    AdvertiseKeys.KIND: (frozenset({"c", "s"}), frozenset({"c", "s", "sig", "md"})),
+    KeysBroadcast.KIND: (frozenset({"ids", "c", "s"}), frozenset({"ids", "c", "s", "sig"})),
+    ShareKeys.KIND: (frozenset({"to", "ct"}),),
+    SharesDelivery.KIND: (frozenset({"from", "ct"}),),
+    MaskedInput.KIND: (frozenset({"dim", "bits", "data"}),),
+    UnmaskRequest.KIND: (frozenset({"alive"}),),
+    UnmaskShares.KIND: (frozenset({"b_ids", "b", "sk_ids", "sk"}),),
+    ConsistencyCheck.KIND: (frozenset({"alive"}),),
+    ConsistencySignature.KIND: (frozenset({"sig"}),),
+    UnmaskCertificate.KIND: (frozenset({"ids", "sig"}),),
 }
 
 
 def _from_body(kind: str, header: Header, body: dict[str, Any]) -> Message:
     if kind == AdvertiseKeys.KIND:
+        if "sig" in body:
+            return AdvertiseKeys(header, body["c"], body["s"], body["sig"], body["md"])
         return AdvertiseKeys(header, body["c"], body["s"])
     if kind == KeysBroadcast.KIND:
         ids = _ids_from(body["ids"], "ids")
         c = _blobs_from(body["c"], PUBLIC_KEY_BYTES, len(ids), "c")
         s = _blobs_from(body["s"], PUBLIC_KEY_BYTES, len(ids), "s")
+        if "sig" in body:
+            if not ids:
+                raise MalformedMessageError("a signed key list cannot be empty")
+            sigs = _blobs_from(body["sig"], SIGNATURE_BYTES, len(ids), "sig")
+            return KeysBroadcast(header, ids, c, s, sigs)
         return KeysBroadcast(header, ids, c, s)
     if kind == ShareKeys.KIND:
         to = _ids_from(body["to"], "to")
@@ -367,6 +493,14 @@ def _from_body(kind: str, header: Header, body: dict[str, Any]) -> Message:
             sk_ids,
             _blobs_from(body["sk"], SHARE_BYTES, len(sk_ids), "sk"),
         )
+    if kind == ConsistencyCheck.KIND:
+        return ConsistencyCheck(header, _ids_from(body["alive"], "alive"))
+    if kind == ConsistencySignature.KIND:
+        return ConsistencySignature(header, body["sig"])
+    if kind == UnmaskCertificate.KIND:
+        signers = _ids_from(body["ids"], "ids")
+        sigs = _blobs_from(body["sig"], SIGNATURE_BYTES, len(signers), "sig")
+        return UnmaskCertificate(header, signers, sigs)
     raise MalformedMessageError(f"unknown secure-aggregation message kind {kind!r}")
 
 
@@ -427,10 +561,12 @@ def decode_message(
         )
     except Exception as exc:  # msgpack raises several types; all mean "not well formed"
         raise MalformedMessageError(f"malformed {env.kind} payload: {exc}") from None
-    if type(body) is not dict or set(body) != _KEYS[env.kind]:
+    allowed = _KEYS[env.kind]
+    if type(body) is not dict or set(body) not in allowed:
         got = sorted(map(str, body)) if isinstance(body, dict) else type(body).__name__
+        want = " or ".join(str(sorted(k)) for k in allowed)
         raise MalformedMessageError(
-            f"{env.kind} payload must have exactly the fields {sorted(_KEYS[env.kind])}, got {got}"
+            f"{env.kind} payload must have exactly the fields {want}, got {got}"
         )
     header = Header(env.session, env.round, env.sender, env.recipient, env.fingerprint)
     msg = _from_body(env.kind, header, body)

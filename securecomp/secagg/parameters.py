@@ -25,6 +25,24 @@ occurs; we bound each by a union bound over exact hypergeometric tails:
    ``k - X`` neighbours with ``X ~ Hyp(n - 1, D, k)``; for a dropped one ``k - X`` with
    ``X ~ Hyp(n - 1, D - 1, k)``. The bound is ``n`` times the worse of the two tails.
 
+Malicious server
+----------------
+With ``ThreatModel(malicious_server=True)`` (Bonawitz et al.'s active model, section 4 and
+Fig. 4; per neighbourhood for SecAgg+) the server may also lie to clients about who
+dropped, asking some holders of ``u``'s shares for the self-mask share and others for the
+key share. Each honest holder reveals one of the two (its own copy of the signed ``U3``
+decides which); a corrupt holder may reveal both. With ``X`` corrupt neighbours, the
+server can therefore gather ``t`` shares of both secrets only if
+``2t <= (k + 1) + X``, so event 2 becomes ``X >= 2t - k - 1``. On the complete graph
+(``k + 1 = n``, ``X = C``) this is Bonawitz et al.'s condition for active security,
+``t > (n + n_C) / 2`` (section 6); two different survivor sets then cannot both collect
+``t`` signatures in the ConsistencyCheck round either, since an honest client signs only
+one. `threshold_window` reports the thresholds meeting both budgets (security needs
+``t`` large, robustness to dropouts ``t <= n - D`` small); an empty window is refused.
+Dropouts are still assumed independent of the graph's labels in event 1, which a
+malicious server (it decides who counts as dropped) need not respect: see
+`securecomp.secagg.server` for what this leaves open on a Harary graph.
+
 Events 1 and 2 together must stay below the statistical security budget ``2^-sigma``
 (``sigma = 40``); event 3 below ``2^-eta`` (``eta = 20``). The search takes
 the smallest even ``k`` for which some ``t`` meets all three and returns the smallest such
@@ -60,6 +78,7 @@ __all__ = [
     "failure_bounds",
     "monte_carlo_check",
     "search_parameters",
+    "threshold_window",
 ]
 
 #: A run fails (aborts for lack of holders) with probability at most 2^-20.
@@ -84,12 +103,17 @@ class ThreatModel:
         ``sigma``: the graph leaks more than the sum with probability at most 2^-sigma.
     correctness_bits : int
         ``eta``: the run aborts for lack of holders with probability at most 2^-eta.
+    malicious_server : bool
+        The server may deviate arbitrarily (Bonawitz et al.'s active model): clients sign
+        their messages under pinned identity keys, run the ConsistencyCheck round, and the
+        threshold must exceed ``(k + 1 + corrupt neighbours) / 2``. Default: semi-honest.
     """
 
     corrupt_fraction: float = 0.0
     dropout_fraction: float = 0.0
     security_bits: int = STATISTICAL_SECURITY_BITS
     correctness_bits: int = CORRECTNESS_BITS
+    malicious_server: bool = False
 
     def __post_init__(self) -> None:
         g, d = float(self.corrupt_fraction), float(self.dropout_fraction)
@@ -102,6 +126,10 @@ class ThreatModel:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 256:
                 raise ParameterError(f"{name} must be an int in [1, 256], got {v!r}")
+        if not isinstance(self.malicious_server, bool):
+            raise ParameterError(
+                f"malicious_server must be a bool, got {self.malicious_server!r}"
+            )
         object.__setattr__(self, "corrupt_fraction", g)
         object.__setattr__(self, "dropout_fraction", d)
 
@@ -136,13 +164,18 @@ class FailureBounds:
 
 @dataclass(frozen=True)
 class GraphParameters:
-    """Result of `search_parameters`: degree ``k`` (``n - 1``: complete) and threshold."""
+    """Result of `search_parameters`: degree ``k`` (``n - 1``: complete) and threshold.
+
+    ``window`` is the range ``(lo, hi)`` of thresholds meeting both budgets on this graph
+    (`threshold_window`); ``threshold == lo``.
+    """
 
     n: int
     degree: int
     threshold: int
     bounds: FailureBounds
     threat: ThreatModel
+    window: tuple[int, int] = (0, 0)
 
     @property
     def complete(self) -> bool:
@@ -222,6 +255,13 @@ def _tails_for(n: int, k: int, threat: ThreatModel) -> tuple[np.ndarray, np.ndar
     return corrupt, drop_alive, drop_dead if drop_dead is not None else none
 
 
+def _corrupt_index(k: int, t: int, threat: ThreatModel) -> int:
+    """Event 2 is ``X >= _corrupt_index``: ``t`` semi-honest, ``2t - k - 1`` malicious."""
+    if threat.malicious_server:
+        return max(2 * t - k - 1, 0)
+    return t
+
+
 def _holder_failure(k: int, t: int, drop_alive: np.ndarray, drop_dead: np.ndarray) -> float:
     # Surviving u: holders = 1 + k - X < t  <=>  X >= k + 2 - t.
     # Dropped u:   holders = k - X < t      <=>  X >= k + 1 - t.
@@ -252,32 +292,72 @@ def failure_bounds(n: int, degree: int, threshold: int, threat: ThreatModel) -> 
     disc = _log2_disconnected(n, k, c + d)
     corrupt, drop_alive, drop_dead = _tails_for(n, k, threat)
     log_n = math.log2(n)
-    corrupt_tail = float(corrupt[t]) if t < corrupt.size else _NEG_INF
+    m = _corrupt_index(k, t, threat)
+    corrupt_tail = float(corrupt[m]) if m < corrupt.size else _NEG_INF
     log_corrupt = min(0.0, log_n + corrupt_tail) if corrupt_tail > _NEG_INF else _NEG_INF
     holder = _holder_failure(k, t, drop_alive, drop_dead)
     log_holder = min(0.0, log_n + holder) if holder > _NEG_INF else _NEG_INF
     return FailureBounds(disc, log_corrupt, log_holder)
 
 
+def _complete_window(n: int, threat: ThreatModel) -> tuple[int, int]:
+    c, d = threat.corrupt_count(n), threat.dropout_count(n)
+    # Semi-honest: more than the C corrupt clients. Malicious: t > (n + C) / 2
+    # (Bonawitz et al., section 6). Either way at most n - D, so the survivors suffice.
+    lo = (n + c) // 2 + 1 if threat.malicious_server else c + 1
+    return max(lo, 2), n - d
+
+
+def _empty_window(n: int, degree: int, threat: ThreatModel, lo: int, hi: int) -> str:
+    c, d = threat.corrupt_count(n), threat.dropout_count(n)
+    if threat.malicious_server:
+        need = (
+            f"t > (k + 1 + corrupt neighbours) / 2 (= (n + C) / 2 = {(n + c) / 2:g} on the "
+            "complete graph; Bonawitz et al., section 6) against the malicious server"
+        )
+    else:
+        need = "t > corrupt neighbours"
+    return (
+        f"empty threshold window for n={n}, degree {degree}, {c} corrupt and {d} dropped "
+        f"clients: security needs {need}, i.e. t >= {lo}, while surviving the dropouts "
+        f"needs t <= {hi}; lower the corrupt or dropout fraction, or add clients"
+    )
+
+
 def complete_threshold(n: int, threat: ThreatModel) -> int:
     """Default threshold on the complete graph: a majority, raised above the corrupt count.
 
     A majority (``n // 2 + 1``) is the conventional margin; it is lowered to the smallest
-    secure value ``C + 1`` only if the dropout budget would otherwise be unmet.
+    secure value ``C + 1`` only if the dropout budget would otherwise be unmet. Against a
+    malicious server the smallest secure value is ``floor((n + C) / 2) + 1``.
 
     Raises
     ------
     ParameterError
-        If no threshold satisfies ``C < t <= n - D``.
+        If no threshold satisfies ``lo <= t <= n - D`` (the window is empty).
     """
-    c, d = threat.corrupt_count(n), threat.dropout_count(n)
-    lo, hi = max(c + 1, 2), n - d
+    lo, hi = _complete_window(n, threat)
     if lo > hi:
-        raise ParameterError(
-            f"no threshold works for n={n} with {c} corrupt and {d} dropped clients: need "
-            f"{c} < t <= {n - d}; lower the corrupt or dropout fraction or add clients"
-        )
+        raise ParameterError(_empty_window(n, n - 1, threat, lo, hi))
     return min(max(lo, n // 2 + 1), hi)
+
+
+def threshold_window(n: int, degree: int, threat: ThreatModel) -> tuple[int, int] | None:
+    """The thresholds ``t`` for which H(n, degree) meets both budgets of ``threat``.
+
+    Security (events 1 and 2) improves with ``t`` and robustness (event 3) worsens, so the
+    feasible thresholds form an interval ``(lo, hi)``; ``None`` when it is empty.
+    ``degree >= n - 1`` means the complete graph.
+    """
+    n = operator.index(n)
+    k = min(operator.index(degree), n - 1)
+    if n < 2 or k < 1:
+        raise ParameterError(f"need n >= 2 and degree >= 1, got n={n}, degree={degree}")
+    if k >= n - 1:
+        lo, hi = _complete_window(n, threat)
+        return (lo, hi) if lo <= hi else None
+    good = [t for t in range(2, k + 2) if failure_bounds(n, k, t, threat).meets(threat)]
+    return (good[0], good[-1]) if good else None
 
 
 def search_parameters(n: int, threat: ThreatModel) -> GraphParameters:
@@ -315,7 +395,8 @@ def search_parameters(n: int, threat: ThreatModel) -> GraphParameters:
         corrupt, drop_alive, drop_dead = _tails_for(n, k, threat)
         t_min = None
         for t in range(2, k + 2):
-            log_corrupt = log_n + corrupt[t] if corrupt[t] > _NEG_INF else _NEG_INF
+            m = _corrupt_index(k, t, threat)
+            log_corrupt = log_n + corrupt[m] if corrupt[m] > _NEG_INF else _NEG_INF
             if _log2_add(disc, log_corrupt) <= sec:
                 t_min = t
                 break
@@ -324,9 +405,11 @@ def search_parameters(n: int, threat: ThreatModel) -> GraphParameters:
         holder = _holder_failure(k, t_min, drop_alive, drop_dead)
         if holder == _NEG_INF or log_n + holder <= cor:
             bounds = failure_bounds(n, k, t_min, threat)
-            return GraphParameters(n, k, t_min, bounds, threat)
+            window = threshold_window(n, k, threat) or (t_min, t_min)
+            return GraphParameters(n, k, t_min, bounds, threat, window)
     t = complete_threshold(n, threat)
-    return GraphParameters(n, n - 1, t, failure_bounds(n, n - 1, t, threat), threat)
+    window = _complete_window(n, threat)
+    return GraphParameters(n, n - 1, t, failure_bounds(n, n - 1, t, threat), threat, window)
 
 
 @dataclass(frozen=True)
@@ -372,8 +455,9 @@ def monte_carlo_check(
     Each trial draws a fresh label seed, ``C`` corrupt and ``D`` dropped clients (from
     ``rng``: this is a statistical check, not key material) and tests, on the actual
     graph: connectivity of honest survivors (breadth-first search), the largest number of
-    corrupt neighbours of an honest client (``>= threshold`` is a failure), and the fewest
-    surviving holders of any client's shares (``< threshold`` is a failure).
+    corrupt neighbours of an honest client (``>= threshold`` is a failure; against a
+    malicious server ``>= 2 threshold - degree - 1``), and the fewest surviving holders of
+    any client's shares (``< threshold`` is a failure).
     """
     if not isinstance(rng, np.random.Generator):
         raise ParameterError("rng must be a numpy.random.Generator")
@@ -400,7 +484,8 @@ def monte_carlo_check(
         honest = ~corrupt
         if not _connected(table, n, honest & alive):
             disc += 1
-        if (corrupt_counts[honest] >= threshold).any():
+        k = min(degree, n - 1)
+        if (corrupt_counts[honest] >= _corrupt_index(k, threshold, threat)).any():
             bad_c += 1
         if (holders < threshold).any():
             bad_h += 1

@@ -12,7 +12,8 @@ pickled.
 
 Threat model (as the in-process simulator, `securecomp.secagg.server`): semi-honest
 server and clients, up to the configured corrupt fraction of clients colluding with the
-server. What each process learns:
+server, or a malicious server when the configuration says so (each worker then also holds
+its clients' identity keys, which the driver hands it). What each process learns:
 
 * the driver process (server): the sum of the survivors' inputs, who dropped at each
   stage, the self-mask seeds of survivors and the mask keys of dropped clients (nothing
@@ -47,6 +48,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.ed25519 import Ed25519KeyPair
 from securecomp.errors import (
     MalformedMessageError,
     MissingDependencyError,
@@ -56,9 +58,15 @@ from securecomp.errors import (
 )
 from securecomp.net.report import CostReport
 from securecomp.secagg.config import SecAggConfig
-from securecomp.secagg.driver_report import STAGES, DriverResult, TrafficCounter, build_report
+from securecomp.secagg.driver_report import DriverResult, TrafficCounter, build_report
 from securecomp.secagg.driver_wire import encode_config, encode_inputs, pack_batch, unpack_batch
-from securecomp.secagg.messages import SERVER, Stage, decode_message, encode_message
+from securecomp.secagg.messages import (
+    SERVER,
+    AnyStage,
+    as_stage,
+    decode_message,
+    encode_message,
+)
 from securecomp.secagg.ray_worker import SecAggWorker, decode_status, encode_faults
 from securecomp.secagg.server import SecAggServer
 from securecomp.secagg.simulator import Fault, FaultKind, RejectedMessage
@@ -170,8 +178,10 @@ class SecAggRayPool:
         *,
         round: int = 0,
         faults: Iterable[Fault] = (),
-        crash_workers: Mapping[int, Stage] | None = None,
+        crash_workers: Mapping[int, AnyStage] | None = None,
         stage_timeout: float = 120.0,
+        identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+        model_hash: bytes | None = None,
     ) -> DriverResult:
         """Run one round with the clients spread over the workers.
 
@@ -187,6 +197,11 @@ class SecAggRayPool:
             Workers whose process exits when asked to run that stage.
         stage_timeout : float
             Seconds to wait for each worker's answer to a stage.
+        identities : sequence or mapping of Ed25519KeyPair, optional
+            Each client's identity key pair, handed to the worker hosting it
+            (malicious-server mode).
+        model_hash : bytes, optional
+            The broadcast model's identifier (malicious-server mode).
 
         Returns
         -------
@@ -200,7 +215,15 @@ class SecAggRayPool:
         if self._closed:
             raise ParameterError("the pool is closed; create a new SecAggRayPool")
         round_ = _RayRound(
-            self, config, inputs, round, faults, crash_workers or {}, float(stage_timeout)
+            self,
+            config,
+            inputs,
+            round,
+            faults,
+            crash_workers or {},
+            float(stage_timeout),
+            identities,
+            model_hash,
         )
         try:
             return round_.play()
@@ -237,8 +260,10 @@ class _RayRound:
         inputs: Sequence[npt.ArrayLike] | Mapping[int, npt.ArrayLike],
         round: int,
         faults: Iterable[Fault],
-        crash: Mapping[int, Stage],
+        crash: Mapping[int, AnyStage],
         stage_timeout: float,
+        identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+        model_hash: bytes | None = None,
     ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
@@ -248,7 +273,8 @@ class _RayRound:
         values = dict(items)
         if sorted(values) != list(range(config.n)):
             raise ParameterError(f"give one input per client 0..{config.n - 1}")
-        silent: dict[int, Stage] = {}
+        stages = config.stages
+        silent: dict[int, AnyStage] = {}
         for f in faults:
             if not isinstance(f, Fault) or f.kind is not FaultKind.DROP or f.direction != "up":
                 raise ParameterError(
@@ -257,15 +283,30 @@ class _RayRound:
                 )
             if not 0 <= f.client < config.n:
                 raise ParameterError(f"fault names client {f.client}, not in 0..{config.n - 1}")
-            silent[f.client] = min(silent.get(f.client, f.stage), f.stage, key=STAGES.index)
+            if f.stage not in stages:
+                raise ParameterError(f"fault names stage {f.stage!r}, not one of this protocol")
+            silent[f.client] = min(silent.get(f.client, f.stage), f.stage, key=stages.index)
         for w, stage in crash.items():
             if not 0 <= w < pool.size:
                 raise ParameterError(f"crash_workers names worker {w}; the pool has {pool.size}")
-            if stage not in STAGES:
-                raise ParameterError(f"crash_workers: {stage!r} is not a Stage")
+            if stage not in stages:
+                raise ParameterError(f"crash_workers: {stage!r} is not a stage of this protocol")
+        pairs: dict[int, Ed25519KeyPair] = {}
+        if identities is not None:
+            pairs = dict(
+                identities.items() if isinstance(identities, Mapping) else enumerate(identities)
+            )
+        pinned = config.identities
+        if config.malicious and (
+            pinned is None or not all(pinned.matches(u, pairs.get(u)) for u in range(config.n))
+        ):
+            raise ParameterError("give every client the identity key pair pinned for it")
+        if not config.malicious and pairs:
+            raise ParameterError("identities are only used against a malicious server")
         self.pool, self.ray = pool, pool._ray
         self.config, self.round = config, round
-        self.server = SecAggServer(config, round=round)
+        self.server = SecAggServer(config, round=round, model_hash=model_hash)
+        self.model_hash = model_hash or b""
         self.stage_timeout = stage_timeout
         w = pool.size
         # Contiguous blocks of ids: worker i hosts clients [i n / w, (i + 1) n / w).
@@ -279,11 +320,16 @@ class _RayRound:
             i: encode_faults({u: s for u, s in silent.items() if self.owner[u] == i})
             for i in range(w)
         }
-        self.crash = {i: Stage(s).value for i, s in crash.items()}
+        # Each worker receives the private keys of the clients it hosts, and no others.
+        self.identities = {
+            i: b"".join(pairs[u].private_bytes() for u in ids) if pairs else b""
+            for i, ids in self.hosted.items()
+        }
+        self.crash = {i: as_stage(s).value for i, s in crash.items()}
         self.lost: set[int] = set()
         self.traffic = TrafficCounter(range(config.n))
-        self.client_seconds: dict[Stage, dict[int, float]] = defaultdict(dict)
-        self.server_seconds: dict[Stage, float] = defaultdict(float)
+        self.client_seconds: dict[AnyStage, dict[int, float]] = defaultdict(dict)
+        self.server_seconds: dict[AnyStage, float] = defaultdict(float)
         self.stage_wall: dict[str, float] = {}
         self.rejected: list[RejectedMessage] = []
         self.client_aborts: dict[int, str] = {}
@@ -291,7 +337,7 @@ class _RayRound:
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _gather(self, calls: dict[int, Any], stage: Stage, index: int) -> None:
+    def _gather(self, calls: dict[int, Any], stage: AnyStage, index: int) -> None:
         """Wait for the workers' answers to ``stage`` and feed them to the server."""
         ray = self.ray
         refs = list(calls.values())
@@ -323,7 +369,7 @@ class _RayRound:
                 )
             self._receive_all(status["batch"], stage, index, i)
 
-    def _receive_all(self, batch: bytes, stage: Stage, index: int, worker: int) -> None:
+    def _receive_all(self, batch: bytes, stage: AnyStage, index: int, worker: int) -> None:
         start = time.perf_counter()
         try:
             envelopes = unpack_batch(batch)
@@ -368,10 +414,12 @@ class _RayRound:
                     self.round,
                     self.silent[i],
                     self.crash.get(i, ""),
+                    self.identities[i],
+                    self.model_hash,
                 )
                 for i in range(self.pool.size)
             }
-            for index, stage in enumerate(STAGES):
+            for index, stage in enumerate(cfg.stages):
                 self._gather(calls, stage, index)
                 start = time.perf_counter()
                 try:
@@ -435,9 +483,11 @@ def run_ray(
     workers: int = 2,
     round: int = 0,
     faults: Iterable[Fault] = (),
-    crash_workers: Mapping[int, Stage] | None = None,
+    crash_workers: Mapping[int, AnyStage] | None = None,
     stage_timeout: float = 120.0,
     num_cpus: float | None = None,
+    identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+    model_hash: bytes | None = None,
 ) -> DriverResult:
     """Run one round on a fresh pool of ``workers`` Ray actors (closed afterwards).
 
@@ -452,4 +502,6 @@ def run_ray(
             faults=faults,
             crash_workers=crash_workers,
             stage_timeout=stage_timeout,
+            identities=identities,
+            model_hash=model_hash,
         )

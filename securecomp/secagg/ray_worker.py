@@ -7,11 +7,13 @@ messages for its clients as one batch of envelopes (`securecomp.secagg.driver_wi
 decodes each, lets the addressed client handle it, and returns the encoded replies as one
 batch. Nothing but bytes, ints and strings crosses the process boundary.
 
-Threat model and what this process learns (semi-honest, as `securecomp.secagg.client`):
-each hosted client learns its own input, its live neighbours' ids and public keys and the
-shares sealed for it. A worker hosting many clients is a *simulation* of those clients:
-it holds all their inputs and keys at once, so it stands for a coalition of the clients
-it hosts, and a deployment gives each client its own device. The server never runs here.
+Threat model and what this process learns (as `securecomp.secagg.client`: a semi-honest
+server, or a malicious one when the configuration says so, the clients then holding their
+identity keys): each hosted client learns its own input, its live neighbours' ids and
+public keys and the shares sealed for it. A worker hosting many clients is a *simulation*
+of those clients: it holds all their inputs and keys at once, so it stands for a
+coalition of the clients it hosts, and a deployment gives each client its own device. The
+server never runs here.
 
 Faults (for tests): a hosted client listed as silent at a stage computes its message but
 does not return it, and is then left alone by the server (it dropped out there); a worker
@@ -28,6 +30,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from securecomp.crypto.ed25519 import PRIVATE_KEY_BYTES, Ed25519KeyPair
 from securecomp.errors import (
     MalformedMessageError,
     ParameterError,
@@ -36,15 +39,25 @@ from securecomp.errors import (
 )
 from securecomp.secagg.client import SecAggClient
 from securecomp.secagg.driver_wire import decode_config, decode_inputs, pack_batch, unpack_batch
-from securecomp.secagg.messages import Stage, decode_message, encode_message
+from securecomp.secagg.messages import (
+    MALICIOUS_STAGES,
+    SEMI_HONEST_STAGES,
+    AnyStage,
+    Stage,
+    as_stage,
+    decode_message,
+    encode_message,
+)
+from securecomp.secagg.stages import reply_stage
 
 __all__ = ["SecAggWorker", "decode_status", "encode_faults"]
 
-_STAGES = tuple(Stage)
+# Every stage of either mode, in protocol order (faults travel as indices into it).
+_STAGES = MALICIOUS_STAGES
 _STATUS_KEYS = frozenset({"batch", "ids", "secs", "aborts", "rejected"})
 
 
-def encode_faults(silent: dict[int, Stage]) -> bytes:
+def encode_faults(silent: dict[int, AnyStage]) -> bytes:
     """Silent clients as ``(id u32, stage index u8)`` records."""
     rec = np.zeros(len(silent), dtype=[("id", "<u4"), ("stage", "u1")])
     for i, (u, stage) in enumerate(sorted(silent.items())):
@@ -52,7 +65,7 @@ def encode_faults(silent: dict[int, Stage]) -> bytes:
     return rec.tobytes()
 
 
-def _decode_faults(raw: bytes) -> dict[int, Stage]:
+def _decode_faults(raw: bytes) -> dict[int, AnyStage]:
     dt = np.dtype([("id", "<u4"), ("stage", "u1")])
     if type(raw) is not bytes or len(raw) % dt.itemsize:
         raise MalformedMessageError("silent-client faults must be (u32, u8) records")
@@ -99,8 +112,9 @@ class SecAggWorker:
     def __init__(self, index: int) -> None:
         self.index = index
         self._clients: dict[int, SecAggClient] = {}
-        self._silent: dict[int, Stage] = {}
-        self._crash: Stage | None = None
+        self._silent: dict[int, AnyStage] = {}
+        self._crash: AnyStage | None = None
+        self._stages: tuple[AnyStage, ...] = SEMI_HONEST_STAGES
 
     def ping(self) -> int:
         """The worker's process id (the pool uses it to see that the worker is up)."""
@@ -115,12 +129,26 @@ class SecAggWorker:
         round: int,
         silent: bytes,
         crash: str,
+        identities: bytes = b"",
+        model_hash: bytes = b"",
     ) -> bytes:
-        """Create this round's clients and return their `AdvertiseKeys` (a status blob)."""
+        """Create this round's clients and return their `AdvertiseKeys` (a status blob).
+
+        ``identities`` holds the hosted clients' raw Ed25519 private keys in the order of
+        ``ids`` and ``model_hash`` the model's identifier (malicious-server mode only).
+        """
         cfg = decode_config(config, fingerprint)
         inputs = decode_inputs(cfg, ids, values)
+        keys: dict[int, Ed25519KeyPair] = {}
+        if identities:
+            if type(identities) is not bytes or len(identities) != PRIVATE_KEY_BYTES * len(inputs):
+                raise MalformedMessageError("identities must be one 32-byte key per hosted client")
+            for i, u in enumerate(inputs):
+                raw = identities[i * PRIVATE_KEY_BYTES : (i + 1) * PRIVATE_KEY_BYTES]
+                keys[u] = Ed25519KeyPair.from_private_bytes(raw)
+        self._stages = cfg.stages
         self._silent = _decode_faults(silent)
-        self._crash = Stage(crash) if crash else None
+        self._crash = as_stage(crash) if crash else None
         self._clients = {}
         out: list[bytes] = []
         t_ids: list[int] = []
@@ -128,7 +156,9 @@ class SecAggWorker:
         self._maybe_crash(Stage.ADVERTISE_KEYS)
         for u, x in inputs.items():
             start = time.perf_counter()
-            client = SecAggClient(cfg, u, x, round=round)
+            client = SecAggClient(
+                cfg, u, x, round=round, identity=keys.get(u), model_hash=model_hash or None
+            )
             data = encode_message(client.advertise_keys())
             t_ids.append(u)
             t_secs.append(time.perf_counter() - start)
@@ -159,7 +189,7 @@ class SecAggWorker:
                 continue
             u = client.id
             if not crash_checked:
-                self._maybe_crash(_reply_stage(msg.STAGE))
+                self._maybe_crash(reply_stage(msg.STAGE, self._stages))
                 crash_checked = True
             try:
                 reply = client.handle(msg)  # type: ignore[arg-type]
@@ -184,13 +214,9 @@ class SecAggWorker:
         self._silent = {}
         self._crash = None
 
-    def _maybe_crash(self, stage: Stage) -> None:
+    def _maybe_crash(self, stage: AnyStage) -> None:
         if self._crash is stage:
             os._exit(3)  # an injected machine failure: no clean-up, no answer
-
-
-def _reply_stage(stage: Stage) -> Stage:
-    return _STAGES[min(_STAGES.index(stage) + 1, len(_STAGES) - 1)]
 
 
 def _status(

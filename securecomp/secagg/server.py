@@ -2,11 +2,32 @@
 
 Threat model
 ------------
-Semi-honest (honest-but-curious) server; up to the configured corrupt fraction of clients
-may collude with it. The server learns the sum of the inputs of the clients that survived
-to the masked-input stage, the set of clients that dropped at each stage, and (as part of
-unmasking) the self-mask seeds of survivors and the mask keys of dropped clients, which
-reveal nothing beyond the sum. The run's `LeakageLedger` records exactly this.
+Semi-honest (honest-but-curious) server by default; up to the configured corrupt fraction
+of clients may collude with it. The server learns the sum of the inputs of the clients that
+survived to the masked-input stage, the set of clients that dropped at each stage, and (as
+part of unmasking) the self-mask seeds of survivors and the mask keys of dropped clients,
+which reveal nothing beyond the sum. The run's `LeakageLedger` records exactly this.
+
+Malicious-server mode (``ThreatModel(malicious_server=True)``; Bonawitz et al., CCS 2017,
+section 4 and Fig. 4, active model). This class is then the *honest* server of that
+protocol: it verifies the clients' Ed25519 signatures against the pinned identity keys
+(and the digest of the model it broadcast), forwards the signed key transcript, runs the
+ConsistencyCheck round and hands each client a certificate of ``t`` signatures on ``U3``.
+The security against a server that deviates does not rest on this class but on the
+clients' checks (`securecomp.secagg.consistency`) and the threshold rule
+(`securecomp.secagg.parameters`): an arbitrary server learns at most what this one does,
+except for the following, which stay open:
+
+* it chooses which clients count as dropped, so it can exclude any honest client from the
+  sum (it learns the sum of the others, which is within the functionality);
+* on a Harary graph (SecAgg+) it chooses the dropouts *after* seeing the graph, whereas
+  the disconnection bound assumes dropouts independent of the labels. By dropping two
+  runs of ``k / 2`` consecutive clients of the ring it can split the honest survivors into
+  two arcs and learn each arc's sum (never a single input: each arc must hold ``t`` holders
+  to be unmasked). The complete graph has no such split; prefer SecAgg against a
+  malicious server when ``n`` allows;
+* it influences the SecAgg+ labels by choosing which advertisements enter the transcript
+  (see `securecomp.secagg.transcript` for the bound).
 
 Driving it
 ----------
@@ -34,22 +55,23 @@ Steps
 4. Unmasking: collect shares from ``U4``; reconstruct ``b_u`` for ``u`` in ``U3`` and
    ``s_v^SK`` for ``v`` in ``U2 \\ U3``; subtract self masks and the dropped clients'
    pairwise masks.
+
+Malicious-server mode: step 1 also checks the signatures and sends every client the whole
+signed transcript (SecAgg+ derives the round's graph from its hash); step 3 sends ``U3``
+(`ConsistencyCheck`); a ConsistencyCheck stage collects signatures on ``U3`` from ``U4``
+and sends each client a certificate (`UnmaskCertificate`); unmasking collects from ``U5``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
-from securecomp.crypto.shamir import FIELD_PRIME, limbs_for, reconstruct_secrets
-from securecomp.crypto.x25519 import X25519KeyPair, check_public_key
-from securecomp.encoding.quantize import dequantize
+from securecomp.crypto.shamir import FIELD_PRIME
+from securecomp.crypto.x25519 import check_public_key
 from securecomp.errors import (
     InsufficientParticipantsError,
-    IntegrityError,
     MalformedMessageError,
     ParameterError,
     ProtocolAbort,
@@ -57,11 +79,17 @@ from securecomp.errors import (
 )
 from securecomp.net.report import LeakageLedger
 from securecomp.secagg.config import SecAggConfig
-from securecomp.secagg.masking import MaskAccumulator, pair_seed, reduce_bits, self_seed
+from securecomp.secagg.consistency import certificate_signers, verify_advertisement
+from securecomp.secagg.graph import CommunicationGraph
+from securecomp.secagg.masking import MaskAccumulator, reduce_bits
 from securecomp.secagg.messages import (
     SERVER,
+    ActiveStage,
     AdvertiseKeys,
+    AnyStage,
     ClientMessage,
+    ConsistencyCheck,
+    ConsistencySignature,
     Header,
     KeysBroadcast,
     MaskedInput,
@@ -69,46 +97,26 @@ from securecomp.secagg.messages import (
     ShareKeys,
     SharesDelivery,
     Stage,
+    UnmaskCertificate,
     UnmaskRequest,
     UnmaskShares,
 )
-from securecomp.secagg.shares import SECRET_BYTES
+from securecomp.secagg.transcript import (
+    model_digest,
+    survivors_message,
+    transcript_hash,
+)
+from securecomp.secagg.unmasking import SecAggResult, remove_masks
 
 __all__ = ["SecAggResult", "SecAggServer"]
 
-_ORDER = (
-    Stage.ADVERTISE_KEYS,
-    Stage.SHARE_KEYS,
-    Stage.MASKED_INPUT_COLLECTION,
-    Stage.UNMASKING,
-)
-_LIMBS = limbs_for(SECRET_BYTES)
-
-
-@dataclass(frozen=True, eq=False)
-class SecAggResult:
-    """The server's output: ``sum_{u in survivors} x_u mod 2^b``.
-
-    Invariant: ``aggregate == (sum of the survivors' quantized inputs) mod 2^b`` and, by the
-    configuration's no-wrap check, `dequantized` is that sum over ``scale`` exactly.
-    """
-
-    config: SecAggConfig
-    aggregate: npt.NDArray[np.uint64]
-    survivors: tuple[int, ...]
-    dropped: dict[Stage, tuple[int, ...]] = field(default_factory=dict)
-
-    def dequantized(self) -> npt.NDArray[np.float64]:
-        """The sum of the survivors' inputs as floats (divide by ``len(survivors)`` for the
-        mean)."""
-        n = max(len(self.survivors), 1) * self.config.max_weight
-        return dequantize(self.aggregate, n, self.config.quantization)
+_CLIENT_TYPES = (AdvertiseKeys, ShareKeys, MaskedInput, ConsistencySignature, UnmaskShares)
 
 
 class SecAggServer:
     """The server's side of one aggregation round.
 
-    Invariant: `result` is ``None`` unless all four stages closed without abort; an aborted
+    Invariant: `result` is ``None`` unless every stage closed without abort; an aborted
     server never produces output.
 
     Parameters
@@ -116,23 +124,47 @@ class SecAggServer:
     config : SecAggConfig
     round : int
         Round number (must match the clients').
+    model_hash : bytes, optional
+        Opaque identifier of the model broadcast for this round; required against a
+        malicious server (clients bind it into their signed advertisements), refused
+        otherwise.
     """
 
-    def __init__(self, config: SecAggConfig, *, round: int = 0) -> None:
+    def __init__(
+        self, config: SecAggConfig, *, round: int = 0, model_hash: bytes | None = None
+    ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
         if isinstance(round, bool) or not isinstance(round, int) or not 0 <= round < 1 << 63:
             raise ParameterError(f"round must be an int in [0, 2^63), got {round!r}")
+        self._malicious = config.malicious
+        if self._malicious and model_hash is None:
+            raise ParameterError(
+                "against a malicious server the clients sign the digest of the model they "
+                "received: give the server the model_hash it broadcast"
+            )
+        if not self._malicious and model_hash is not None:
+            raise ParameterError(
+                "model_hash is only bound against a malicious server "
+                "(ThreatModel(malicious_server=True)); a semi-honest session signs nothing"
+            )
         self.config = config
         self.round = round
         self.leakage = LeakageLedger()
+        self._order = config.stages
+        self._model = model_digest(model_hash) if model_hash is not None else b""
+        # The round's graph: a SecAgg+ template is labelled from the signed transcript.
+        self._graph: CommunicationGraph = config.graph
+        self._transcript = b""
+        self._signatures: dict[int, bytes] = {}
+        self._statement = b""  # the signed statement on U3 (ConsistencyCheck)
         self._stage_index = 0
         self._aborted: ProtocolAbort | None = None
         self._result: SecAggResult | None = None
         self._expected: frozenset[int] = frozenset(range(config.n))
         self._received: dict[int, ClientMessage] = {}
-        self._live: dict[Stage, tuple[int, ...]] = {}
-        self._dropped: dict[Stage, tuple[int, ...]] = {}
+        self._live: dict[AnyStage, tuple[int, ...]] = {}
+        self._dropped: dict[AnyStage, tuple[int, ...]] = {}
         self._keys: dict[int, tuple[bytes, bytes]] = {}
         self._seen_keys: set[bytes] = set()
         self._acc: MaskAccumulator | None = None
@@ -140,11 +172,11 @@ class SecAggServer:
     # --- state -------------------------------------------------------------------------
 
     @property
-    def stage(self) -> Stage | None:
+    def stage(self) -> AnyStage | None:
         """The stage being collected (``None`` once done or aborted)."""
-        if self._aborted is not None or self._stage_index >= len(_ORDER):
+        if self._aborted is not None or self._stage_index >= len(self._order):
             return None
-        return _ORDER[self._stage_index]
+        return self._order[self._stage_index]
 
     @property
     def aborted(self) -> bool:
@@ -156,7 +188,17 @@ class SecAggServer:
         return self._result
 
     @property
-    def dropped(self) -> dict[Stage, tuple[int, ...]]:
+    def transcript(self) -> bytes:
+        """Hash of the signed key transcript (malicious-server mode; empty before)."""
+        return self._transcript
+
+    @property
+    def graph(self) -> CommunicationGraph:
+        """The round's graph (for SecAgg+ against a malicious server: once keys are in)."""
+        return self._graph
+
+    @property
+    def dropped(self) -> dict[AnyStage, tuple[int, ...]]:
         """Clients lost at each closed stage."""
         return dict(self._dropped)
 
@@ -179,7 +221,7 @@ class SecAggServer:
         MalformedMessageError
             Not a client message, an invalid sender id, or content the stage forbids.
         """
-        if type(msg) not in (AdvertiseKeys, ShareKeys, MaskedInput, UnmaskShares):
+        if type(msg) not in _CLIENT_TYPES:
             raise MalformedMessageError(
                 f"server expects a client message, got {type(msg).__name__}"
             )
@@ -213,6 +255,8 @@ class SecAggServer:
             self._check_share_keys(msg)
         elif isinstance(msg, MaskedInput):
             self._accept_masked_input(msg)
+        elif isinstance(msg, ConsistencySignature):
+            self._check_consistency_signature(msg)
         else:
             self._check_unmask_shares(msg)
         self._received[u] = msg
@@ -220,6 +264,10 @@ class SecAggServer:
     def _check_keys(self, msg: AdvertiseKeys) -> None:
         c = check_public_key(msg.c_public, name="c public key")
         s = check_public_key(msg.s_public, name="s public key")
+        if self._malicious:
+            verify_advertisement(self.config, round=self.round, model=self._model, msg=msg)
+        elif msg.signed:
+            raise MalformedMessageError("signed advertisement in a semi-honest session")
         if c == s or c in self._seen_keys or s in self._seen_keys:
             raise ReplayError(
                 f"client {msg.header.sender} advertised a public key already in use (identical "
@@ -227,10 +275,16 @@ class SecAggServer:
             )
         self._seen_keys.update((c, s))
 
+    def _check_consistency_signature(self, msg: ConsistencySignature) -> None:
+        if self.config.identities is None:  # pragma: no cover - malicious mode has them
+            raise MalformedMessageError("no identities to check the signature against")
+        u = msg.header.sender
+        self.config.identities.verify(u, self._statement, msg.signature)  # type: ignore[arg-type]
+
     def _check_share_keys(self, msg: ShareKeys) -> None:
         u = msg.header.sender
         live = set(self._live[Stage.ADVERTISE_KEYS])
-        want = tuple(v for v in self.config.neighbours(u) if v in live)  # type: ignore[arg-type]
+        want = tuple(v for v in self._graph.neighbours(u) if v in live)  # type: ignore[arg-type]
         if msg.recipients != want:
             raise MalformedMessageError(
                 f"client {u} must send sealed shares to exactly its live neighbours {list(want)}"
@@ -251,7 +305,7 @@ class SecAggServer:
         u = msg.header.sender
         alive = set(self._live[Stage.MASKED_INPUT_COLLECTION])
         gone = set(self._dropped[Stage.MASKED_INPUT_COLLECTION])
-        closed = self.config.graph.closed_neighbourhood(u)  # type: ignore[arg-type]
+        closed = self._graph.closed_neighbourhood(u)  # type: ignore[arg-type]
         want_b = tuple(v for v in closed if v in alive)
         want_sk = tuple(v for v in closed if v in gone)
         if msg.b_owners != want_b or msg.sk_owners != want_sk:
@@ -296,6 +350,8 @@ class SecAggServer:
                 stage.value,
             )
         try:
+            if stage is Stage.ADVERTISE_KEYS and self._malicious:
+                self._derive_graph(live)
             self._require(stage, live)
             if stage is Stage.ADVERTISE_KEYS:
                 out: list[ServerMessage] = self._close_advertise_keys(live)
@@ -303,6 +359,8 @@ class SecAggServer:
                 out = self._close_share_keys(live)
             elif stage is Stage.MASKED_INPUT_COLLECTION:
                 out = self._close_masked_input_collection(live)
+            elif stage is ActiveStage.CONSISTENCY_CHECK:
+                out = self._close_consistency_check(live)
             else:
                 self._close_unmasking(live)
                 out = []
@@ -323,12 +381,13 @@ class SecAggServer:
         cfg = self.config
         return Header(cfg.session, self.round, SERVER, recipient, cfg.fingerprint)
 
-    def _require(self, stage: Stage, live: tuple[int, ...]) -> None:
+    def _require(self, stage: AnyStage, live: tuple[int, ...]) -> None:
         # Every client whose secrets may still be needed must keep t live holders: the live
         # clients and, once masked inputs are in, the clients that dropped after sharing.
+        # After the ConsistencyCheck, the holders are the clients that signed U3.
         t = self.config.threshold
         alive = set(live)
-        if stage is Stage.MASKED_INPUT_COLLECTION:
+        if stage in (Stage.MASKED_INPUT_COLLECTION, ActiveStage.CONSISTENCY_CHECK):
             owners: tuple[int, ...] = self._live[Stage.SHARE_KEYS]
         elif stage is Stage.UNMASKING:
             return  # checked per secret in _close_unmasking
@@ -336,10 +395,10 @@ class SecAggServer:
             owners = live
         if len(alive) < t:
             short = list(owners)
-        elif self.config.graph.is_complete:
+        elif self._graph.is_complete:
             short = []
         else:
-            graph = self.config.graph
+            graph = self._graph
             short = [
                 u for u in owners if sum(v in alive for v in graph.closed_neighbourhood(u)) < t
             ]
@@ -352,14 +411,45 @@ class SecAggServer:
                 short,
             )
 
+    def _derive_graph(self, live: tuple[int, ...]) -> None:
+        # The signed key transcript (in id order) fixes the round: its hash is bound into
+        # every ConsistencyCheck signature and labels a SecAgg+ graph.
+        ids, c, s, sig = [], [], [], []
+        for u in live:
+            m = self._received[u]
+            if isinstance(m, AdvertiseKeys):
+                ids.append(u)
+                c.append(m.c_public)
+                s.append(m.s_public)
+                sig.append(m.signature)
+                self._signatures[u] = m.signature
+        cfg = self.config
+        self._transcript = transcript_hash(
+            fingerprint=cfg.fingerprint,
+            session=cfg.session,
+            round=self.round,
+            model=self._model,
+            ids=ids,
+            c_publics=c,
+            s_publics=s,
+            signatures=sig,
+        )
+        self._graph = cfg.round_graph(self._transcript)
+
     def _close_advertise_keys(self, live: tuple[int, ...]) -> list[ServerMessage]:
         for u in live:
             m = self._received[u]
             if isinstance(m, AdvertiseKeys):
                 self._keys[u] = (m.c_public, m.s_public)
         self._received = {}
-        graph = self.config.graph
+        graph = self._graph
         out: list[ServerMessage] = []
+        if self._malicious:
+            # Everyone gets the whole signed transcript, to recompute its hash.
+            c = tuple(self._keys[v][0] for v in live)
+            s = tuple(self._keys[v][1] for v in live)
+            sig = tuple(self._signatures[v] for v in live)
+            return [KeysBroadcast(self._header(u), live, c, s, sig) for u in live]
         if graph.is_complete:
             # Everyone gets the same list: build it once.
             c = tuple(self._keys[v][0] for v in live)
@@ -400,7 +490,18 @@ class SecAggServer:
 
     def _close_masked_input_collection(self, live: tuple[int, ...]) -> list[ServerMessage]:
         self._received = {}
-        graph = self.config.graph
+        graph = self._graph
+        if self._malicious:
+            cfg = self.config
+            self._statement = survivors_message(
+                fingerprint=cfg.fingerprint,
+                session=cfg.session,
+                round=self.round,
+                transcript=self._transcript,
+                n=cfg.n,
+                survivors=live,
+            )
+            return [ConsistencyCheck(self._header(u), live) for u in live]
         alive = set(live)
         if graph.is_complete:
             return [UnmaskRequest(self._header(u), live) for u in live]
@@ -411,8 +512,26 @@ class SecAggServer:
             for u in live
         ]
 
+    def _close_consistency_check(self, signers: tuple[int, ...]) -> list[ServerMessage]:
+        sigs = {
+            u: m.signature for u, m in self._received.items() if isinstance(m, ConsistencySignature)
+        }
+        self._received = {}
+        graph, t = self._graph, self.config.threshold
+        if graph.is_complete:  # the same t signatures convince everyone: build them once
+            chosen = certificate_signers(graph, t, signers, signers[0])
+            cert = tuple(sigs[v] for v in chosen)
+            return [UnmaskCertificate(self._header(u), chosen, cert) for u in signers]
+        out: list[ServerMessage] = []
+        for u in signers:
+            chosen = certificate_signers(graph, t, signers, u)
+            out.append(
+                UnmaskCertificate(self._header(u), chosen, tuple(sigs[v] for v in chosen))
+            )
+        return out
+
     def _close_unmasking(self, responders: tuple[int, ...]) -> None:
-        cfg, graph = self.config, self.config.graph
+        cfg, graph = self.config, self._graph
         t = cfg.threshold
         alive = self._live[Stage.MASKED_INPUT_COLLECTION]
         dropped = self._dropped[Stage.MASKED_INPUT_COLLECTION]
@@ -423,68 +542,22 @@ class SecAggServer:
                 "a client is listed as both surviving and dropped",
                 sorted(set(alive) & set(dropped)),
             )
-        # share tables: (kind, owner) -> {holder: 36-byte share}
-        table: dict[tuple[str, int], dict[int, bytes]] = defaultdict(dict)
-        for w in responders:
-            m = self._received[w]
-            if isinstance(m, UnmaskShares):
-                for v, sh in zip(m.b_owners, m.b_shares, strict=True):
-                    table[("b", v)][w] = sh
-                for v, sh in zip(m.sk_owners, m.sk_shares, strict=True):
-                    table[("sk", v)][w] = sh
+        responses = {w: m for w in responders if isinstance(m := self._received[w], UnmaskShares)}
         self._received = {}
-        wanted = [("b", v) for v in alive] + [("sk", v) for v in dropped]
-        groups: dict[tuple[int, ...], list[tuple[str, int]]] = defaultdict(list)
-        short = []
-        for wanted_key in wanted:
-            holder_ids = sorted(table.get(wanted_key, {}))
-            if len(holder_ids) < t:
-                short.append(wanted_key[1])
-                continue
-            groups[tuple(holder_ids[:t])].append(wanted_key)
-        if short:
-            raise InsufficientParticipantsError(
-                Stage.UNMASKING.value,
-                f"fewer than t = {t} shares arrived for the secrets of clients {short[:20]}; "
-                "their masks cannot be removed and nothing is released",
-                short,
-            )
-        secrets_of: dict[tuple[str, int], bytes] = {}
-        for holders, keys in groups.items():
-            shares = np.empty((len(holders), len(keys), _LIMBS), dtype=np.uint32)
-            for j, key in enumerate(keys):
-                col = table[key]
-                shares[:, j] = np.frombuffer(b"".join(col[w] for w in holders), "<u4").reshape(
-                    len(holders), _LIMBS
-                )
-            try:
-                values = reconstruct_secrets([w + 1 for w in holders], shares, SECRET_BYTES)
-            except IntegrityError as exc:
-                raise ProtocolAbort(
-                    Stage.UNMASKING.value, "shares reconstruct to no valid secret", list(holders)
-                ) from exc
-            secrets_of.update(zip(keys, values, strict=True))
         if self._acc is None:  # unreachable: U3 is non-empty
             raise ProtocolAbort(Stage.UNMASKING.value, "no masked input was received")
-        acc, session, rnd = self._acc, cfg.session, self.round
-        for v in alive:
-            acc.add(self_seed(secrets_of[("b", v)], session=session, round=rnd, party=v), -1)
-        alive_set = set(alive)
-        for v in dropped:
-            keypair = X25519KeyPair.from_private_bytes(secrets_of[("sk", v)])
-            if keypair.public_bytes != self._keys[v][1]:
-                raise ProtocolAbort(
-                    Stage.UNMASKING.value,
-                    f"the key reconstructed for dropped client {v} does not match its public key",
-                    [v],
-                )
-            for u in graph.neighbours(v):
-                if u in alive_set:
-                    seed = pair_seed(
-                        keypair, self._keys[u][1], session=session, round=rnd, me=v, peer=u
-                    )
-                    # u added sign(u, v) * mask; remove it.
-                    acc.add(seed, -1 if u < v else +1)
+        acc = self._acc
+        remove_masks(
+            acc,
+            graph,
+            responses,
+            alive=alive,
+            dropped=dropped,
+            s_publics={v: k[1] for v, k in self._keys.items()},
+            threshold=t,
+            session=cfg.session,
+            round=self.round,
+        )
         aggregate = acc.result().astype(np.uint64)
         reduce_bits(aggregate, cfg.bits)
         self._acc = None

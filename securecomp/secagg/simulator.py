@@ -6,15 +6,22 @@ report) runs the sans-I/O state machines of `securecomp.secagg.client` and
 envelope bytes, counted, and decoded by the receiver, so the byte counts are the real
 wire sizes and the decoders see exactly what a network would deliver.
 
-Time is divided into four slots, one per stage. In slot ``s`` the clients process the
-server's messages of the previous stage and answer; the server receives the answers
-delivered in slot ``s`` and closes stage ``s``. Faults act on single messages:
+Time is divided into slots, one per stage (four, or five against a malicious server). In
+slot ``s`` the clients process the server's messages of the previous stage and answer; the
+server receives the answers delivered in slot ``s`` and closes stage ``s``. Faults act on
+single messages:
 
 * ``drop``: the message is lost (the sender becomes a dropout at that stage);
 * ``delay``: the message is delivered ``slots`` slots later, when the receiver is in a
   later stage, so it is rejected (`ReplayError`) and recorded;
 * ``duplicate``: the message is delivered twice; the copy is rejected and recorded;
 * ``reorder=True``: deliveries within each slot are shuffled (seeded: deterministic).
+
+Against a malicious server (``ThreatModel(malicious_server=True)``) the clients sign with
+the identity key pairs given as ``identities`` and bind ``model_hash``; a deviating server
+is simulated by ``server_hook``, which sees every message the (honest) server state
+machine produces and returns what is actually sent (a tampered message, or ``None`` to
+withhold it), e.g. a survivor set that differs between clients (the split-view attack).
 
 Client aborts (`ProtocolAbort`) are recorded and the client is silent afterwards. A
 server abort (`InsufficientParticipantsError`, `ProtocolAbort`) ends the run: `run` raises
@@ -28,13 +35,14 @@ from __future__ import annotations
 import enum
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.ed25519 import Ed25519KeyPair
 from securecomp.errors import (
     MalformedMessageError,
     ParameterError,
@@ -48,12 +56,18 @@ from securecomp.secagg.client import SecAggClient
 from securecomp.secagg.config import SecAggConfig
 from securecomp.secagg.messages import (
     SERVER,
+    ActiveStage,
+    AnyStage,
     Message,
+    ServerMessage,
     Stage,
+    as_stage,
     decode_message,
     encode_message,
 )
 from securecomp.secagg.server import SecAggResult, SecAggServer
+from securecomp.secagg.stages import SEMI_HONEST_STAGES
+from securecomp.secagg.stages import reply_stage as _next_stage
 
 __all__ = [
     "Fault",
@@ -62,15 +76,13 @@ __all__ = [
     "SecAggSimulation",
     "SimulationResult",
     "dropouts",
+    "record_client_leakage",
     "simulate",
 ]
 
-_STAGES = (
-    Stage.ADVERTISE_KEYS,
-    Stage.SHARE_KEYS,
-    Stage.MASKED_INPUT_COLLECTION,
-    Stage.UNMASKING,
-)
+_STAGES = SEMI_HONEST_STAGES
+#: What a simulated deviating server does to each outgoing message (None: withhold it).
+ServerHook = Callable[[ServerMessage], ServerMessage | None]
 
 
 class FaultKind(enum.StrEnum):
@@ -89,7 +101,7 @@ class Fault:
     """
 
     kind: FaultKind
-    stage: Stage
+    stage: AnyStage
     client: int
     direction: Literal["up", "down"] = "up"
     slots: int = 1
@@ -97,12 +109,11 @@ class Fault:
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "kind", FaultKind(self.kind))
-            object.__setattr__(self, "stage", Stage(self.stage))
         except ValueError as exc:
             raise ParameterError(
-                f"unknown fault kind or stage ({exc}); kinds: {[k.value for k in FaultKind]}, "
-                f"stages: {[s.value for s in Stage]}"
+                f"unknown fault kind ({exc}); kinds: {[k.value for k in FaultKind]}"
             ) from None
+        object.__setattr__(self, "stage", as_stage(self.stage))
         if self.direction not in ("up", "down"):
             raise ParameterError("fault direction must be 'up' or 'down'")
         if self.direction == "down" and self.stage is Stage.UNMASKING:
@@ -111,7 +122,7 @@ class Fault:
             raise ParameterError("a delay is at least one slot")
 
 
-def dropouts(schedule: Mapping[Stage | str, Iterable[int]]) -> list[Fault]:
+def dropouts(schedule: Mapping[AnyStage | str, Iterable[int]]) -> list[Fault]:
     """Faults dropping each listed client's upload at the given stage (it drops out there)."""
     return [
         Fault(FaultKind.DROP, stage, u)  # type: ignore[arg-type]
@@ -156,7 +167,7 @@ class _Packet:
     kind: str
     sender: int | str
     recipient: int | str
-    stage: Stage
+    stage: AnyStage
     depth: int
 
 
@@ -176,6 +187,14 @@ class SecAggSimulation:
         Shuffle deliveries within each slot.
     seed : int
         Seed of the schedule (reordering only).
+    identities : sequence or mapping of Ed25519KeyPair, optional
+        Each client's identity key pair (malicious-server mode only).
+    model_hash : bytes, optional
+        The broadcast model's identifier, known to the server and every client
+        (malicious-server mode only).
+    server_hook : callable, optional
+        Applied to every server message before it is sent: returns the message to send
+        (possibly altered) or ``None`` to withhold it. Simulates a deviating server.
     """
 
     def __init__(
@@ -187,16 +206,30 @@ class SecAggSimulation:
         faults: Iterable[Fault] = (),
         reorder: bool = False,
         seed: int = 0,
+        identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+        model_hash: bytes | None = None,
+        server_hook: ServerHook | None = None,
     ) -> None:
         items = inputs.items() if isinstance(inputs, Mapping) else enumerate(inputs)
         values = dict(items)
         if sorted(values) != list(range(config.n)):
             raise ParameterError(f"give one input per client 0..{config.n - 1}")
+        keys: dict[int, Ed25519KeyPair | None] = dict.fromkeys(values)
+        if identities is not None:
+            pairs = identities.items() if isinstance(identities, Mapping) else enumerate(identities)
+            keys.update(pairs)
         self.config = config
         self.round = round
-        self.server = SecAggServer(config, round=round)
-        self.clients = {u: SecAggClient(config, u, values[u], round=round) for u in values}
-        self._faults: dict[tuple[str, Stage, int], list[Fault]] = defaultdict(list)
+        self._stages = config.stages
+        self._hook = server_hook
+        self.server = SecAggServer(config, round=round, model_hash=model_hash)
+        self.clients = {
+            u: SecAggClient(
+                config, u, values[u], round=round, identity=keys[u], model_hash=model_hash
+            )
+            for u in values
+        }
+        self._faults: dict[tuple[str, AnyStage, int], list[Fault]] = defaultdict(list)
         for f in faults:
             if not 0 <= f.client < config.n:
                 raise ParameterError(f"fault names client {f.client}, not in 0..{config.n - 1}")
@@ -205,8 +238,8 @@ class SecAggSimulation:
         self._rng = np.random.default_rng(seed)
         self._stats: dict[int | str, CommStats] = {u: CommStats(u) for u in values}
         self._stats[SERVER] = CommStats(SERVER)
-        self._client_seconds: dict[Stage, dict[int, float]] = defaultdict(dict)
-        self._server_seconds: dict[Stage, float] = defaultdict(float)
+        self._client_seconds: dict[AnyStage, dict[int, float]] = defaultdict(dict)
+        self._server_seconds: dict[AnyStage, float] = defaultdict(float)
         self.rejected: list[RejectedMessage] = []
         self.client_aborts: dict[int, str] = {}
         self.report: CostReport | None = None
@@ -259,7 +292,8 @@ class SecAggSimulation:
     # --- the schedule ----------------------------------------------------------------------
 
     def _client_turn(self, slot: int) -> None:
-        stage = _STAGES[min(slot, len(_STAGES) - 1)]
+        stages = self._stages
+        stage = stages[min(slot, len(stages) - 1)]
         if slot == 0:
             for cid, starter in self.clients.items():
                 start = time.perf_counter()
@@ -273,7 +307,7 @@ class SecAggSimulation:
             client = self.clients[u]
             if client.aborted:
                 continue
-            per = self._client_seconds[reply_stage(packet.stage)]
+            per = self._client_seconds[_next_stage(packet.stage, self._stages)]
             start = time.perf_counter()
             try:
                 reply = client.handle(self._receive(packet))  # type: ignore[arg-type]
@@ -305,16 +339,20 @@ class SecAggSimulation:
 
     def run(self) -> SimulationResult:
         """Play the round. Raises the server's abort, if any (the report is still built)."""
+        stages = self._stages
         try:
-            for slot in range(len(_STAGES)):
+            for slot in range(len(stages)):
                 self._client_turn(slot)
                 for msg in self._server_turn(slot):
+                    out = self._hook(msg) if self._hook is not None else msg  # type: ignore[arg-type]
+                    if out is None:
+                        continue
                     start = time.perf_counter()
-                    self._send(msg, slot + 1)
-                    self._server_seconds[_STAGES[slot]] += time.perf_counter() - start
+                    self._send(out, slot + 1)
+                    self._server_seconds[stages[slot]] += time.perf_counter() - start
             # Late (delayed) messages still arrive and are refused by their finished receivers.
-            last = max(self._queue, default=len(_STAGES))
-            for slot in range(len(_STAGES), last + 1):
+            last = max(self._queue, default=len(stages))
+            for slot in range(len(stages), last + 1):
                 self._client_turn(slot)
                 self._server_turn(slot)
         finally:
@@ -331,17 +369,13 @@ class SecAggSimulation:
         ledger = LeakageLedger()
         for entry in self.server.leakage:
             ledger.record(entry.party, entry.what, entry.stage)
-        ledger.record(
-            "each client",
-            "ids and public keys of its live neighbours at each stage",
-            Stage.ADVERTISE_KEYS.value,
-        )
+        record_client_leakage(ledger, cfg)
         report = CostReport(
             protocol=f"{cfg.protocol} (in-process simulation of {cfg.n} clients)",
             comm=CommStats.merge(self._stats.values()),
             leakage=ledger,
         )
-        for stage in _STAGES:
+        for stage in self._stages:
             per = self._client_seconds.get(stage, {})
             if per:
                 report.phases[f"clients:{stage.value}"] = sum(per.values())
@@ -354,7 +388,7 @@ class SecAggSimulation:
             for u, s in per.items():
                 per_client_seconds[u] += s
         by_stage: dict[str, dict[str, int]] = {}
-        for stage in _STAGES:
+        for stage in self._stages:
             up = sum(self._stats[u].per_phase.get(stage.value, _ZERO).bytes_sent for u in clients)
             down = self._stats[SERVER].per_phase.get(stage.value, _ZERO).bytes_sent
             by_stage[stage.value] = {"clients_sent": up, "server_sent": down}
@@ -366,6 +400,7 @@ class SecAggSimulation:
             "bits": cfg.bits,
             "threshold": cfg.threshold,
             "degree": cfg.graph.degree,
+            "malicious_server": cfg.malicious,
             "survivors": len(result.survivors) if result is not None else 0,
             "aborted": self.server.aborted,
             "dropped": {s.value: list(v) for s, v in self.server.dropped.items()},
@@ -400,9 +435,30 @@ class _Zero:
 _ZERO: Any = _Zero()
 
 
-def reply_stage(stage: Stage) -> Stage:
+def record_client_leakage(ledger: LeakageLedger, config: SecAggConfig) -> None:
+    """What each client learns by design, in any driver's report."""
+    ledger.record(
+        "each client",
+        "ids and public keys of its live neighbours at each stage",
+        Stage.ADVERTISE_KEYS.value,
+    )
+    if config.malicious:
+        ledger.record(
+            "each client",
+            "the signed key transcript: ids, public keys and signatures of every client that "
+            "advertised keys (the whole transcript is needed to recompute its hash)",
+            Stage.ADVERTISE_KEYS.value,
+        )
+        ledger.record(
+            "each client",
+            "the survivor set U3 and the signers of its certificate",
+            ActiveStage.CONSISTENCY_CHECK.value,
+        )
+
+
+def reply_stage(stage: AnyStage, stages: tuple[AnyStage, ...] = _STAGES) -> AnyStage:
     """The stage a client works in when answering a server message of ``stage``."""
-    return _STAGES[min(_STAGES.index(stage) + 1, len(_STAGES) - 1)]
+    return _next_stage(stage, stages)
 
 
 def simulate(
@@ -413,7 +469,20 @@ def simulate(
     faults: Iterable[Fault] = (),
     reorder: bool = False,
     seed: int = 0,
+    identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+    model_hash: bytes | None = None,
+    server_hook: ServerHook | None = None,
 ) -> SimulationResult:
     """Run one simulated round; see `SecAggSimulation`."""
-    sim = SecAggSimulation(config, inputs, round=round, faults=faults, reorder=reorder, seed=seed)
+    sim = SecAggSimulation(
+        config,
+        inputs,
+        round=round,
+        faults=faults,
+        reorder=reorder,
+        seed=seed,
+        identities=identities,
+        model_hash=model_hash,
+        server_hook=server_hook,
+    )
     return sim.run()

@@ -10,7 +10,9 @@ client) and exchanges the protocol's messages as their envelope bytes.
 
 Threat model (as the in-process simulator and the state machines,
 `securecomp.secagg.server`): semi-honest server and clients, up to the configured corrupt
-fraction of clients colluding with the server. What each process learns:
+fraction of clients colluding with the server, or a malicious server when the
+configuration says so (the clients then sign with the identity keys handed to them, and
+the round has the ConsistencyCheck stage). What each process learns:
 
 * the server process: the configuration, the sum of the inputs of the clients that
   survived the masked-input stage, which clients dropped at each stage, the self-mask
@@ -54,6 +56,7 @@ from typing import Any
 import numpy.typing as npt
 
 import securecomp
+from securecomp.crypto.ed25519 import Ed25519KeyPair
 from securecomp.errors import (
     ChannelClosedError,
     MalformedMessageError,
@@ -66,10 +69,16 @@ from securecomp.net.report import CostReport
 from securecomp.net.stats import CommStats
 from securecomp.net.tcp import PartyAddress
 from securecomp.secagg.config import SecAggConfig
-from securecomp.secagg.driver_report import STAGES, DriverResult, build_report
+from securecomp.secagg.driver_report import DriverResult, build_report
 from securecomp.secagg.driver_star import StarServerChannel, loopback_listener
 from securecomp.secagg.driver_wire import encode_config, encode_inputs
-from securecomp.secagg.messages import SERVER, Stage, decode_message, encode_message
+from securecomp.secagg.messages import (
+    SERVER,
+    AnyStage,
+    as_stage,
+    decode_message,
+    encode_message,
+)
 from securecomp.secagg.server import SecAggServer
 from securecomp.secagg.simulator import RejectedMessage
 from securecomp.secagg.tcp_worker import TAG, encode_setup
@@ -93,17 +102,16 @@ class ProcessFault:
     """Client process ``client`` stops instead of sending its message of ``stage``."""
 
     client: int
-    stage: Stage
+    stage: AnyStage
     mode: FaultMode = FaultMode.EXIT
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "stage", as_stage(self.stage))
         try:
-            object.__setattr__(self, "stage", Stage(self.stage))
             object.__setattr__(self, "mode", FaultMode(self.mode))
         except ValueError as exc:
             raise ParameterError(
-                f"unknown stage or fault mode ({exc}); stages: {[s.value for s in Stage]}, "
-                f"modes: {[m.value for m in FaultMode]}"
+                f"unknown fault mode ({exc}); modes: {[m.value for m in FaultMode]}"
             ) from None
 
 
@@ -130,6 +138,11 @@ class SecAggTCPRun:
         Seconds each client process is given to exit once the server is done.
     env : mapping, optional
         Extra environment variables of the client processes.
+    identities : sequence or mapping of Ed25519KeyPair, optional
+        Each client's identity key pair, handed to its process (malicious-server mode).
+    model_hash : bytes, optional
+        The broadcast model's identifier, given to the server and every client process
+        (malicious-server mode).
     """
 
     def __init__(
@@ -143,6 +156,8 @@ class SecAggTCPRun:
         connect_timeout: float = 60.0,
         grace: float = 10.0,
         env: Mapping[str, str] | None = None,
+        identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+        model_hash: bytes | None = None,
     ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
@@ -159,7 +174,23 @@ class SecAggTCPRun:
                 raise ParameterError(f"{name} must be positive seconds, got {v!r}")
         self.config = config
         self.round = round
-        self.server = SecAggServer(config, round=round)  # validates the round
+        # Validates the round and whether a model hash belongs to this mode.
+        self.server = SecAggServer(config, round=round, model_hash=model_hash)
+        pairs = {}
+        if identities is not None:
+            pairs = dict(
+                identities.items() if isinstance(identities, Mapping) else enumerate(identities)
+            )
+        pinned = config.identities
+        if config.malicious and (
+            pinned is None or not all(pinned.matches(u, pairs.get(u)) for u in range(config.n))
+        ):
+            raise ParameterError("give every client the identity key pair pinned for it")
+        if not config.malicious and pairs:
+            raise ParameterError("identities are only used against a malicious server")
+        # Private keys go to each client's own process only (its stdin), never the server.
+        self._identities = {u: p.private_bytes() for u, p in pairs.items()}
+        self._model_hash = model_hash or b""
         # Encoded (and range-checked) before any process starts.
         self._encoded = {u: encode_inputs(config, [u], [values[u]]) for u in range(config.n)}
         self._faults: dict[int, ProcessFault] = {}
@@ -184,7 +215,7 @@ class SecAggTCPRun:
         self.client_status: dict[int, dict[str, Any]] = {}
         self.stderr: dict[int, str] = {}
         self.rejected: list[RejectedMessage] = []
-        self._server_seconds: dict[Stage, float] = defaultdict(float)
+        self._server_seconds: dict[AnyStage, float] = defaultdict(float)
         self._stage_wall: dict[str, float] = {}
         self._connected: frozenset[int] = frozenset()
         self._chan: StarServerChannel | None = None
@@ -229,6 +260,8 @@ class SecAggTCPRun:
                 fault=None if f is None else (f.stage, f.mode.value),
                 connect_timeout=self.connect_timeout,
                 timeout=client_timeout,
+                identity=self._identities.get(u, b""),
+                model_hash=self._model_hash,
             )
             stdin = p.stdin
             if stdin is None:  # pragma: no cover - stdin=PIPE always gives one
@@ -257,7 +290,7 @@ class SecAggTCPRun:
 
     # --- the server ------------------------------------------------------------------------
 
-    def _collect(self, chan: StarServerChannel, stage: Stage, index: int) -> None:
+    def _collect(self, chan: StarServerChannel, stage: AnyStage, index: int) -> None:
         deadline = time.monotonic() + self.stage_timeout
         for u in sorted(self.server.pending()):
             try:
@@ -281,7 +314,7 @@ class SecAggTCPRun:
         )
 
     def _serve(self, chan: StarServerChannel) -> None:
-        for index, stage in enumerate(STAGES):
+        for index, stage in enumerate(self.config.stages):
             opened = time.monotonic()
             with chan.stats.phase(stage.value):
                 self._collect(chan, stage, index)
@@ -348,13 +381,13 @@ class SecAggTCPRun:
 
     def _build_report(self, wall: float) -> CostReport:
         cfg = self.config
-        seconds: dict[Stage, dict[int, float]] = defaultdict(dict)
+        seconds: dict[AnyStage, dict[int, float]] = defaultdict(dict)
         for u, status in self.client_status.items():
             per = status.get("seconds")
             if isinstance(per, dict):
                 for name, s in per.items():
                     with contextlib.suppress(ValueError, TypeError):
-                        seconds[Stage(name)][u] = float(s)
+                        seconds[as_stage(name)][u] = float(s)
             for err, detail in status.get("rejected", []) or []:
                 self.rejected.append(RejectedMessage(-1, "server message", SERVER, u, err, detail))
         stats: dict[int | str, CommStats] = {}
@@ -410,6 +443,8 @@ def run_tcp(
     connect_timeout: float = 60.0,
     grace: float = 10.0,
     env: Mapping[str, str] | None = None,
+    identities: Sequence[Ed25519KeyPair] | Mapping[int, Ed25519KeyPair] | None = None,
+    model_hash: bytes | None = None,
 ) -> DriverResult:
     """Run one round over loopback TCP with one process per client; see `SecAggTCPRun`.
 
@@ -434,5 +469,7 @@ def run_tcp(
         connect_timeout=connect_timeout,
         grace=grace,
         env=env,
+        identities=identities,
+        model_hash=model_hash,
     )
     return run.run()

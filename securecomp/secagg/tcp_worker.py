@@ -3,16 +3,19 @@
 Started by `securecomp.secagg.tcp_driver` (one process per client). The process reads its
 set-up from standard input as one msgpack map (never a pickle): the server's loopback
 address, its client id, the round, the configuration (`securecomp.secagg.driver_wire`)
-with its fingerprint, its own quantized input, timeouts and an optional injected fault.
+with its fingerprint, its own quantized input, timeouts and an optional injected fault;
+against a malicious server also its identity private key (Ed25519) and the identifier of
+the model it received.
 It then connects to the server (`securecomp.secagg.driver_star.StarClientChannel`) and
 runs the `SecAggClient` state machine: every protocol message travels as its envelope
 bytes in one channel frame. At the end it prints one JSON line (its final state, compute
 seconds per stage, the reason of an abort) and exits.
 
-Threat model and what this process learns: as `securecomp.secagg.client` states
-(semi-honest server and clients): its own input, the ids and public keys of its live
-neighbours, and the shares its neighbours sealed for it. Its input reaches it through
-its own standard input, never through the server.
+Threat model and what this process learns: as `securecomp.secagg.client` states (a
+semi-honest server, or a malicious one when the configuration says so): its own input, the
+ids and public keys of its live neighbours, and the shares its neighbours sealed for it.
+Its input and identity key reach it through its own standard input, never through the
+server (the launcher stands for the device holding them).
 
 Injected faults (for tests of the drivers' dropout handling), applied instead of sending
 the client's message of the given stage: ``exit`` ends the process at once without
@@ -38,6 +41,7 @@ from typing import Any
 
 import msgpack
 
+from securecomp.crypto.ed25519 import Ed25519KeyPair
 from securecomp.errors import (
     ChannelClosedError,
     MalformedMessageError,
@@ -51,7 +55,7 @@ from securecomp.net.tcp import PartyAddress
 from securecomp.secagg.client import ClientState, SecAggClient
 from securecomp.secagg.driver_star import StarClientChannel
 from securecomp.secagg.driver_wire import decode_config, decode_inputs
-from securecomp.secagg.messages import Stage, decode_message, encode_message
+from securecomp.secagg.messages import AnyStage, as_stage, decode_message, encode_message
 
 __all__ = [
     "EXIT_FAULT",
@@ -73,7 +77,10 @@ EXIT_SETUP = 2
 FAULT_MODES = ("exit", "silent")
 
 _SETUP_KEYS = frozenset(
-    {"v", "server", "id", "round", "fp", "config", "ids", "input", "fault", "connect", "timeout"}
+    {
+        "v", "server", "id", "round", "fp", "config", "ids", "input", "fault", "connect",
+        "timeout", "identity", "model",
+    }
 )
 
 
@@ -86,11 +93,14 @@ def encode_setup(
     config: bytes,
     ids: bytes,
     values: bytes,
-    fault: tuple[Stage, str] | None,
+    fault: tuple[AnyStage, str] | None,
     connect_timeout: float,
     timeout: float,
+    identity: bytes = b"",
+    model_hash: bytes = b"",
 ) -> bytes:
-    """The set-up map a client process reads from standard input."""
+    """The set-up map a client process reads from standard input (``identity``: the raw
+    Ed25519 private key and ``model_hash`` the model identifier, malicious mode only)."""
     body = {
         "v": 1,
         "server": str(server),
@@ -103,6 +113,8 @@ def encode_setup(
         "fault": None if fault is None else [fault[0].value, fault[1]],
         "connect": float(connect_timeout),
         "timeout": float(timeout),
+        "identity": identity,
+        "model": model_hash,
     }
     out: bytes = msgpack.packb(body, use_bin_type=True)
     return out
@@ -120,9 +132,11 @@ def _parse_setup(raw: bytes) -> dict[str, Any]:
         if not isinstance(fault, list) or len(fault) != 2 or fault[1] not in FAULT_MODES:
             raise MalformedMessageError(f"fault must be [stage, one of {FAULT_MODES}]")
         try:
-            body["fault"] = (Stage(fault[0]), fault[1])
-        except ValueError:
+            body["fault"] = (as_stage(fault[0]), fault[1])
+        except ParameterError:
             raise MalformedMessageError(f"unknown stage {fault[0]!r} in fault") from None
+    if type(body["identity"]) is not bytes or type(body["model"]) is not bytes:
+        raise MalformedMessageError("identity and model must be bytes")
     for key in ("connect", "timeout"):
         if not isinstance(body[key], float) or not body[key] > 0:
             raise MalformedMessageError(f"{key} must be a positive number of seconds")
@@ -148,10 +162,18 @@ def run_client(setup: Mapping[str, Any]) -> dict[str, Any]:
     values = decode_inputs(config, setup["ids"], setup["input"]).get(u)
     if values is None:
         raise MalformedMessageError(f"the set-up holds no input for client {u}")
-    fault: tuple[Stage, str] | None = setup["fault"]
+    fault: tuple[AnyStage, str] | None = setup["fault"]
     timeout: float = setup["timeout"]
-    client = SecAggClient(config, u, values, round=setup["round"])
-    del values
+    identity = Ed25519KeyPair.from_private_bytes(setup["identity"]) if setup["identity"] else None
+    client = SecAggClient(
+        config,
+        u,
+        values,
+        round=setup["round"],
+        identity=identity,
+        model_hash=setup["model"] or None,
+    )
+    del values, identity
     seconds: dict[str, float] = defaultdict(float)
     rejected: list[list[str]] = []
     status: dict[str, Any] = {"id": u, "abort": None, "rejected": rejected, "seconds": seconds}
@@ -166,7 +188,7 @@ def run_client(setup: Mapping[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         reply: Any = client.advertise_keys()
         data = encode_message(reply)
-        seconds[Stage.ADVERTISE_KEYS.value] += time.perf_counter() - start
+        seconds[reply.STAGE.value] += time.perf_counter() - start
         while True:
             if fault is not None and fault[0] is reply.STAGE:
                 if fault[1] == "exit":
