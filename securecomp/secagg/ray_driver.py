@@ -6,9 +6,13 @@ one machine could not host thousands), and reuses them across rounds. The server
 machine (`SecAggServer`) runs in the calling (driver) process. For each stage the driver
 sends every worker one batch holding the envelopes for its clients, and the worker answers
 the whole stage for all of them in one call; the envelopes are the same bytes the TCP
-driver frames, decoded by `decode_message` on arrival. Ray serializes the call arguments
-(bytes, ints and strings only) with its own machinery; no object of this library is
-pickled.
+driver frames, decoded by `decode_message` on arrival. Protocol data crosses only as
+those envelopes (plus bytes, ints and strings), but Ray itself moves them with its own
+serializer, which falls back to pickle (for the actor class, results and remote errors):
+the driver, the workers and the Ray cluster are therefore **one trust domain**. Run it on
+your own machine or a private cluster you control, as a simulation harness; never let an
+untrusted party join the Ray cluster or act as a worker. Devices that do not trust each
+other talk over `securecomp.secagg.tcp_driver`, which never unpickles anything.
 
 Threat model (as the in-process simulator, `securecomp.secagg.server`): semi-honest
 server and clients, up to the configured corrupt fraction of clients colluding with the
