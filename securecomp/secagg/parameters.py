@@ -31,17 +31,17 @@ With ``ThreatModel(malicious_server=True)`` (Bonawitz et al.'s active model, sec
 Fig. 4; per neighbourhood for SecAgg+) the server may also lie to clients about who
 dropped, asking some holders of ``u``'s shares for the self-mask share and others for the
 key share. Each honest holder reveals one of the two (its own copy of the signed ``U3``
-decides which); a corrupt holder may reveal both. With ``X`` corrupt neighbours, the
-server can therefore gather ``t`` shares of both secrets only if
-``2t <= (k + 1) + X``, so event 2 becomes ``X >= 2t - k - 1``. On the complete graph
-(``k + 1 = n``, ``X = C``) this is Bonawitz et al.'s condition for active security,
-``t > (n + n_C) / 2`` (section 6); two different survivor sets then cannot both collect
-``t`` signatures in the ConsistencyCheck round either, since an honest client signs only
-one. `threshold_window` reports the thresholds meeting both budgets (security needs
-``t`` large, robustness to dropouts ``t <= n - D`` small); an empty window is refused.
-Dropouts are still assumed independent of the graph's labels in event 1, which a
-malicious server (it decides who counts as dropped) need not respect: see
-`securecomp.secagg.server` for what this leaves open on a Harary graph.
+decides which); a corrupt holder may reveal both. With ``X`` corrupt neighbours, the server
+can therefore gather ``t`` shares of both secrets only if ``2t <= (k + 1) + X``, so event 2
+becomes ``X >= 2t - k - 1``. On the complete graph (``k + 1 = n``, ``X = C``) this is
+Bonawitz et al.'s condition for active security, ``t > (n + n_C) / 2`` (its analysis
+against active adversaries); two different survivor sets then cannot both collect ``t``
+signatures in the ConsistencyCheck round either, since an honest client signs only one.
+`threshold_window` reports the thresholds meeting both budgets (security needs ``t`` large,
+robustness to dropouts ``t <= n - D`` small); an empty window is refused. Dropouts are
+still assumed independent of the graph's labels in event 1, which a malicious server (it
+decides who counts as dropped) need not respect: see `securecomp.secagg.server` for what
+this leaves open on a Harary graph.
 
 Events 1 and 2 together must stay below the statistical security budget ``2^-sigma``
 (``sigma = 40``); event 3 below ``2^-eta`` (``eta = 20``). The search takes
@@ -303,7 +303,7 @@ def failure_bounds(n: int, degree: int, threshold: int, threat: ThreatModel) -> 
 def _complete_window(n: int, threat: ThreatModel) -> tuple[int, int]:
     c, d = threat.corrupt_count(n), threat.dropout_count(n)
     # Semi-honest: more than the C corrupt clients. Malicious: t > (n + C) / 2
-    # (Bonawitz et al., section 6). Either way at most n - D, so the survivors suffice.
+    # (Bonawitz et al., active model). Either way at most n - D, so the survivors suffice.
     lo = (n + c) // 2 + 1 if threat.malicious_server else c + 1
     return max(lo, 2), n - d
 
@@ -313,7 +313,7 @@ def _empty_window(n: int, degree: int, threat: ThreatModel, lo: int, hi: int) ->
     if threat.malicious_server:
         need = (
             f"t > (k + 1 + corrupt neighbours) / 2 (= (n + C) / 2 = {(n + c) / 2:g} on the "
-            "complete graph; Bonawitz et al., section 6) against the malicious server"
+            "complete graph; Bonawitz et al., active model) against the malicious server"
         )
     else:
         need = "t > corrupt neighbours"
