@@ -1,7 +1,15 @@
-"""``securecomp demo``: real round trips through each layer, checked against numpy.
+"""``securecomp demo``: consent-aware, private personalization end to end, and a tour.
 
-Each section runs an actual protocol with secure default parameters and prints what it
-computed, how far it is from the plaintext answer, and what it cost:
+``securecomp demo`` runs the scenario of `securecomp.federated.scenario` (100 simulated
+users in one process: consent registry in a temporary SQLite file, FedAvg over SecAgg+
+with user-level distributed DP, withdrawals and purges, Ditto personalization on the
+devices, CKKS-encrypted inference for one user, and a membership-inference indicator),
+shows a progress bar on stderr and prints a report of utility, privacy and cost.
+``--out DIR`` also writes ``report.json`` and three PNG plots; ``--quick`` runs a tiny
+configuration. The exit status is 1 when any self-check of the run fails.
+
+``securecomp demo --tour`` runs instead three short round trips through each layer, with
+secure default parameters, each checked against numpy:
 
 1. CKKS (TenSEAL, N = 8192, [60, 40, 40, 60], 128-bit): a client encrypts a batch of feature
    rows column-packed; a server holding only the public context scores them with a
@@ -15,18 +23,29 @@ computed, how far it is from the plaintext answer, and what it cost:
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from securecomp.crypto import AesCtrPrg
 from securecomp.encoding import fixed_point
+from securecomp.errors import SecurecompError
 from securecomp.net import Channel, CommStats, CostReport, make_inprocess_channels
 
-__all__ = ["register_cli", "run_demo", "secure_sum_by_sharing"]
+__all__ = [
+    "register_cli",
+    "render_report",
+    "run_demo",
+    "run_scenario_demo",
+    "run_tour",
+    "secure_sum_by_sharing",
+]
 
 
 def secure_sum_by_sharing(
@@ -168,8 +187,8 @@ def _paillier_section(rng: np.random.Generator) -> tuple[list[str], bool]:
     ], err <= 3 * 2**-17
 
 
-def run_demo(seed: int = 0) -> int:
-    """Run every section; returns 0 when all results match numpy within their bounds."""
+def run_tour(seed: int = 0) -> int:
+    """Run every tour section; returns 0 when all results match numpy within their bounds."""
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     results = [
@@ -184,10 +203,171 @@ def run_demo(seed: int = 0) -> int:
     return 0 if all(results) else 1
 
 
+def run_demo(seed: int = 0) -> int:
+    """The tour (kept under its historical name); see `run_tour`."""
+    return run_tour(seed)
+
+
+# --- the scenario -------------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and value != value:  # NaN
+        return "n/a"
+    return format(value, spec)
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.2f} MiB"
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """The scenario report (`ScenarioReport.to_dict`) as a plain-text table."""
+    cfg = report["config"]
+    acc = report["accuracy_per_round"]
+    ref = report.get("reference_accuracy_per_round") or [None]
+    pers = report["personalization"]
+    priv = report["privacy"]
+    cost = report["cost"]
+    inf = report["inference"]
+    mem = report["membership"]
+    con = report["consent"]
+    with_dp, without = mem["with_dp"], mem["without_dp"]
+    rows: list[tuple[str, str]] = [
+        ("UTILITY", ""),
+        ("global model, accuracy per user (mean)", f"{_fmt(acc[-1] if acc else None)}"
+         f"   (reference without DP: {_fmt(ref[-1])})"),
+        ("personalized on device (Ditto)", f"{_fmt(pers['mean_personalized'])}"
+         f"   (local-only: {_fmt(pers['mean_local_only'])})"),
+        ("users better off personalized", f"{_fmt(100 * pers['improved_fraction'], '.0f')}%"
+         f" of {len(pers['clients'])}"),
+        ("PRIVACY", ""),
+        ("user-level epsilon spent (max / median)",
+         f"{_fmt(priv['epsilon_max'], '.2f')} / {_fmt(priv['epsilon_median'], '.2f')}"
+         f"  at delta {priv['delta']:g}"),
+        ("mechanism", f"{priv['mechanism']}, noise x{priv['noise_multiplier']:g}"),
+        ("users whose budget is spent", f"{priv['budget_exhausted_users']}"),
+        ("membership advantage with DP",
+         f"{_fmt(with_dp['yeom']['advantage'])} (Yeom) / "
+         f"{_fmt(with_dp['calibrated']['advantage'])} (calibrated)"
+         f"  <= bound {_fmt(with_dp['bound'])}"),
+        ("membership advantage without DP",
+         f"{_fmt(without['yeom']['advantage'])} (Yeom) / "
+         f"{_fmt(without['calibrated']['advantage'])} (calibrated)  no bound"),
+        ("COST", ""),
+        ("bytes per client per round (sent / recv)",
+         f"{cost['bytes_sent_per_client_per_round']:,.0f} / "
+         f"{cost['bytes_received_per_client_per_round']:,.0f}"),
+        ("secure aggregation", f"{cost['protocol']}"),
+        ("", f"threshold {cost['threshold']}, +{cost['extra_bits_per_value']} bits/value "
+         f"for DP, {_fmt(cost['seconds_per_round'], '.2f')} s/round"),
+        ("encrypted inference (CKKS, 128-bit)",
+         f"{inf['rows']} rows: up {_mib(inf['upload_bytes'])}, "
+         f"down {_mib(inf['download_bytes'])}, max error {inf['max_error']:.1e}"),
+        ("CONSENT", ""),
+        ("users who withdrew", f"{con.get('withdrew', 0)} of {con['users']}"
+         f" (after round {cfg['withdraw_after']})"),
+        ("records purged", f"{con.get('records_purged', 0)} "
+         f"({con.get('purged_users', 0)} users)"),
+        ("users who declined training", f"{con['declined_training']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [
+        f"Consent-aware private personalization: {cfg['users']} simulated users, "
+        f"{cfg['rounds']} rounds (in-process simulation)",
+    ]
+    for key, value in rows:
+        lines.append(f"\n{key}" if not value else f"  {key:<{width}}  {value}")
+    checks = report["checks"]
+    passed = sum(bool(v) for v in checks.values())
+    lines.append(f"\nself-checks: {passed}/{len(checks)} passed")
+    lines += [f"  FAILED: {name}" for name, ok in checks.items() if not ok]
+    lines.append(f"wall clock: {report['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _check_out(out: str | None) -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SecurecompError(f"--out {out!r} is a file; give a directory (created if missing)")
+    return path
+
+
+def run_scenario_demo(
+    *, quick: bool = False, out: str | None = None, seed: int = 0, progress: bool = True
+) -> int:
+    """Run the scenario, print its report, write ``out`` if given; 0 iff every check passed."""
+    from securecomp.federated.progress import Progress
+    from securecomp.federated.scenario import ScenarioConfig, run_scenario, scenario_steps
+
+    folder = _check_out(out)
+    cfg = ScenarioConfig.quick(seed) if quick else ScenarioConfig(seed=seed)
+    bar = Progress(scenario_steps(cfg), "demo", enabled=progress)
+    with bar:
+        bar.note("enrolling users")
+        report = run_scenario(cfg, step=bar.step)
+    data = report.to_dict()
+    print(render_report(data))
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+        print(f"report written to {folder / 'report.json'}")
+        from securecomp.federated.plots import write_plots
+
+        for path in write_plots(data, folder):
+            print(f"plot written to {path}")
+    return 0 if report.ok else 1
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        if args.tour:
+            if args.quick or args.out:
+                print("securecomp demo: --tour takes no --quick or --out", file=sys.stderr)
+                return 2
+            return run_tour(seed=args.seed)
+        return run_scenario_demo(
+            quick=args.quick, out=args.out, seed=args.seed, progress=not args.no_progress
+        )
+    except SecurecompError as exc:
+        print(f"securecomp demo: {exc}", file=sys.stderr)
+        return 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {value}")
+    return value
+
+
 def register_cli(subparsers: Any) -> None:
     """Add ``securecomp demo``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="run real HE and MPC round trips and print a short report"
+        "demo",
+        help="run the private-personalization scenario (or --tour: HE and MPC round trips)",
+        description=(
+            "Simulate 100 users training a model with consent, secure aggregation and "
+            "differential privacy, personalize it on their devices, score one user under "
+            "encryption, and measure membership-inference risk."
+        ),
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the demo's test data")
-    parser.set_defaults(func=lambda args: run_demo(seed=args.seed))
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the simulated data")
+    parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write report.json and PNG plots into DIR"
+    )
+    parser.add_argument(
+        "--tour", action="store_true", help="run the HE/MPC round trips instead"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    parser.set_defaults(func=_main)

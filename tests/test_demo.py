@@ -1,4 +1,5 @@
-"""The demo's protocols compute what numpy computes, and the CLI wires every subcommand."""
+"""The demo: the tour's protocols compute what numpy computes, the scenario's report and exit
+status, and the CLI wiring of every subcommand."""
 
 from __future__ import annotations
 
@@ -56,8 +57,54 @@ def test_console_script_rejects_bad_arguments() -> None:
 
 
 def test_demo_runs_every_section_and_matches_numpy(capsys: pytest.CaptureFixture[str]) -> None:
-    from securecomp.demo import run_demo
+    from securecomp.demo import run_tour
 
-    assert run_demo(seed=1) == 0
+    assert run_tour(seed=1) == 0
     out = capsys.readouterr().out
     assert "3/3 sections matched numpy" in out and "MISMATCH" not in out
+
+
+def test_demo_help_lists_the_scenario_options() -> None:
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["demo"]  # type: ignore[union-attr]
+    text = sub.format_help()
+    for option in ("--quick", "--out", "--tour", "--seed", "--no-progress"):
+        assert option in text
+
+
+@pytest.fixture(scope="module")
+def quick_report() -> dict:
+    from securecomp.federated.scenario import ScenarioConfig, run_scenario
+
+    return run_scenario(ScenarioConfig.quick(seed=3)).to_dict()
+
+
+def test_render_report_shows_utility_privacy_cost_consent(quick_report: dict) -> None:
+    from securecomp.demo import render_report
+
+    text = render_report(quick_report)
+    for needle in ("UTILITY", "PRIVACY", "COST", "CONSENT", "epsilon spent",
+                   "bytes per client per round", "records purged", "users who withdrew"):
+        assert needle in text
+    checks = quick_report["checks"]
+    assert f"self-checks: {len(checks)}/{len(checks)} passed" in text
+    broken = {**quick_report, "checks": {**checks, "encrypted scores match plaintext": False}}
+    assert "FAILED: encrypted scores match plaintext" in render_report(broken)
+
+
+def test_scenario_demo_exits_1_when_a_self_check_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import securecomp.federated.scenario as scenario
+    from securecomp.demo import run_scenario_demo
+
+    real = scenario.run_scenario
+
+    def failing(cfg: scenario.ScenarioConfig, **kwargs: object) -> scenario.ScenarioReport:
+        report = real(cfg, **kwargs)  # type: ignore[arg-type]
+        report.checks["personalized beats global on average"] = False
+        return report
+
+    monkeypatch.setattr(scenario, "run_scenario", failing)
+    assert run_scenario_demo(quick=True, progress=False) == 1
+    assert "FAILED: personalized beats global" in capsys.readouterr().out

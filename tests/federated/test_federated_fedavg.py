@@ -1,0 +1,312 @@
+"""FedAvg over SecAgg+ and distributed DP: exactness, error bounds, consent and budgets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from federated_fixtures import USER_TABLES, new_registry, raw, rows_mentioning
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from securecomp.dp import PrivacyAccountant
+from securecomp.errors import (
+    BudgetExceededError,
+    InsufficientParticipantsError,
+    ParameterError,
+)
+from securecomp.federated import (
+    ConsentRegistry,
+    PrivacyBudget,
+    PseudonymKey,
+    Purpose,
+    synthetic_fedprox,
+)
+from securecomp.federated.aggregation import PlainAggregator, SecAggAggregator
+from securecomp.federated.device import Device
+from securecomp.federated.dp_aggregation import (
+    DpSecAggAggregator,
+    DpSettings,
+    dp_secagg_config,
+    from_secagg_sum,
+    min_survivors,
+    to_secagg_input,
+)
+from securecomp.federated.fedavg import FedAvgConfig, FedAvgTrainer
+from securecomp.federated.local import LocalTraining
+from securecomp.federated.privacy import UserLevelAccountant
+from securecomp.secagg import SecAggConfig, ThreatModel, simulate
+
+NO_THREAT = ThreatModel()
+SPEC = LocalTraining(epochs=3, learning_rate=0.2)
+
+
+def _devices(
+    reg: ConsentRegistry, users: int, seed: int, *, dim: int = 5
+) -> tuple[dict[str, Device], dict[str, str]]:
+    """``users`` heterogeneous users enrolled for training, their devices and ids."""
+    rng = np.random.default_rng(seed)
+    data = synthetic_fedprox(
+        0.5, 0.5, rng=rng, num_users=users, dim=dim, min_samples=20, max_samples=40
+    )
+    devices, ids = {}, {}
+    for i, c in enumerate(data.clients):
+        p = reg.opt_in(f"user-{i}", Purpose.TRAINING)
+        reg.set_budget(f"user-{i}", PrivacyBudget(10.0, 1e-5))
+        devices[p] = Device(p, c.x, c.y)
+        ids[p] = f"user-{i}"
+    return devices, ids
+
+
+# --- aggregation ------------------------------------------------------------------------------
+
+
+def test_secagg_mean_is_exactly_the_mean_of_the_quantized_updates() -> None:
+    rng = np.random.default_rng(1)
+    updates = [rng.normal(0, 0.5, size=7) for _ in range(8)]
+    agg = SecAggAggregator(clip=1.0, scale_bits=12, threat=NO_THREAT, rng=np.random.default_rng(9))
+    out = agg.aggregate(updates, round=0, drop=[2])
+    assert out.survivors == (0, 1, 3, 4, 5, 6, 7)
+    # The same rounding coins, drawn in the same order, give the quantized inputs.
+    from securecomp.encoding.quantize import quantize
+
+    params = agg.config(8, 7).quantization
+    coins = np.random.default_rng(9)
+    q = [quantize(u, params, rng=coins).values.view(np.int64) for u in updates]
+    ints = [np.where(v >= 1 << (params.modulus_bits - 1), v - (1 << params.modulus_bits), v)
+            for v in q]
+    exact = np.sum([ints[i] for i in out.survivors], axis=0)
+    assert np.array_equal(out.mean * len(out.survivors) * params.scale, exact.astype(np.float64))
+    # Up to quantization, it is the plain mean of the clipped updates.
+    plain = PlainAggregator(clip=1.0).aggregate(updates, round=0, drop=[2])
+    assert np.max(np.abs(out.mean - plain.mean)) <= 1 / params.scale
+    assert out.bytes_sent > 0 and out.report is not None
+    assert "simulation" in out.protocol
+
+
+def test_fedavg_over_secagg_matches_plain_fedavg() -> None:
+    results = []
+    for name in ("secagg+", "plain"):
+        reg = ConsentRegistry.open(":memory:", PseudonymKey.generate())
+        devices, _ = _devices(reg, 6, seed=3)
+        cfg = FedAvgConfig(
+            rounds=3, local=SPEC, aggregator=name, clip=4.0, scale_bits=24, threat=NO_THREAT
+        )
+        res = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(0)).fit()
+        assert res.completed_rounds == 3
+        results.append(res)
+    # Each round's mean differs by at most 2^-24 per coordinate (stochastic rounding).
+    assert np.max(np.abs(results[0].params - results[1].params)) <= 1e-5
+    assert math.isinf(results[0].epsilon)  # no DP: no finite guarantee
+
+
+@pytest.mark.parametrize("mechanism", ["ddgauss", "skellam"])
+def test_dp_aggregate_is_within_its_error_bound(mechanism: str) -> None:
+    rng = np.random.default_rng(5)
+    n, dim = 12, 9
+    raw_updates = [rng.normal(size=dim) for _ in range(n)]
+    updates = [0.8 * u / np.linalg.norm(u) for u in raw_updates]  # inside the clip: no clipping
+    settings_ = DpSettings(noise_multiplier=1.0, l2_clip=1.0, mechanism=mechanism)
+    threat = ThreatModel(corrupt_fraction=0.1, dropout_fraction=0.1)
+    agg = DpSecAggAggregator(settings_, threat=threat)
+    out = agg.aggregate(updates, round=3)
+    cfg = out.dp_config
+    assert cfg is not None
+    assert cfg.min_survivors == min_survivors(n, threat) == n - threat.dropout_count(n)
+    assert out.details["threshold"] >= cfg.min_survivors  # secagg enforces DP's survivors
+    assert out.details["extra_bits_per_value"] == out.details["modulus_bits"] - cfg.modulus_bits
+    truth = np.mean(updates, axis=0)
+    assert np.linalg.norm(out.mean - truth) <= out.error_bound
+    # The noise is real: the decoded mean is not the true mean.
+    assert np.linalg.norm(out.mean - truth) > 0
+
+
+def test_dp_round_with_too_many_dropouts_aborts() -> None:
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=1.0), threat=NO_THREAT)
+    updates = [np.full(4, 0.1) for _ in range(5)]
+    with pytest.raises(InsufficientParticipantsError):
+        agg.aggregate(updates, round=0, drop=[0])  # no dropout tolerated: threshold n
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    bits=st.integers(8, 40),
+    data=st.data(),
+)
+def test_modular_transport_is_exact(bits: int, data: st.DataObject) -> None:
+    n = 3
+    values = [
+        np.array(data.draw(st.lists(st.integers(0, (1 << bits) - 1), min_size=4, max_size=4)),
+                 dtype=np.uint64)
+        for _ in range(n)
+    ]
+    cfg = SecAggConfig.create(n, 4, clip=float(1 << (bits - 1)), scale=1.0, threat=NO_THREAT)
+    inputs = [to_secagg_input(v, bits, cfg.bits) for v in values]
+    out = simulate(cfg, inputs)
+    expected = [sum(int(v[k]) for v in values) % (1 << bits) for k in range(4)]
+    assert from_secagg_sum(out.aggregate, bits).tolist() == expected
+    assert cfg.bits - bits <= math.ceil(math.log2(n + 1)) + 1  # the log2(n) overhead
+
+
+@pytest.mark.parametrize("n,min_inputs", [(10, 9), (30, 29), (40, 38)])
+def test_dp_secagg_threshold_holds_the_dp_survivors(n: int, min_inputs: int) -> None:
+    threat = ThreatModel(corrupt_fraction=0.05, dropout_fraction=0.05)
+    cfg = dp_secagg_config(n, 16, bits=16, min_inputs=min_inputs, threat=threat)
+    assert cfg.threshold >= min_inputs
+    assert cfg.threshold <= cfg.graph.degree + 1
+    with pytest.raises(InsufficientParticipantsError):
+        dp_secagg_config(n, 16, bits=16, min_inputs=n + 1, threat=threat)
+
+
+# --- consent and budgets -------------------------------------------------------------------
+
+
+def test_withdrawn_user_is_never_selected_again_and_purged(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)
+    devices, ids = _devices(reg, 6, seed=4)
+    cfg = FedAvgConfig(rounds=4, local=SPEC, threat=NO_THREAT)
+    trainer = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(1))
+    trainer.run_round()
+    leaver = sorted(devices)[2]
+    assert leaver in trainer.contributors[0]
+    reg.withdraw(ids[leaver], Purpose.TRAINING)
+    for _ in range(3):
+        assert trainer.run_round().status == "ok"
+    with raw(tmp_path / "consent.db") as conn:
+        rows = conn.execute(
+            "SELECT s.round FROM selections s JOIN users u ON s.user_ref = u.id "
+            "WHERE u.pseudonym = ? ORDER BY s.round",
+            (leaver,),
+        ).fetchall()
+        assert rows == [(0,)]
+        done = conn.execute(
+            "SELECT p.round FROM participation p JOIN users u ON p.user_ref = u.id "
+            "WHERE u.pseudonym = ?",
+            (leaver,),
+        ).fetchall()
+        assert done == [(0,)]  # the round before withdrawal stays recorded
+    report = reg.purge()
+    assert report.pseudonyms == (leaver,)
+    trainer.forget(report.pseudonyms)
+    assert devices[leaver].erased and leaver not in trainer.devices
+    with raw(tmp_path / "consent.db") as conn:
+        assert rows_mentioning(conn, leaver, USER_TABLES) == 0
+    assert trainer.run_round().status == "ok"
+    assert leaver not in trainer.selected[4]
+
+
+def _dp_run(
+    tmp_path: Path, users: int, rounds: int, strict_epsilon: float | None = None
+) -> tuple[ConsentRegistry, FedAvgTrainer, dict[str, str]]:
+    reg, _ = new_registry(tmp_path)
+    devices, ids = _devices(reg, users, seed=7)
+    if strict_epsilon is not None:
+        reg.set_budget(ids[sorted(devices)[0]], PrivacyBudget(strict_epsilon, 1e-5))
+    dp = DpSettings(noise_multiplier=3.0, l2_clip=1.0, delta=1e-5)
+    cfg = FedAvgConfig(rounds=rounds, local=SPEC, threat=NO_THREAT, dp=dp)
+    trainer = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(2))
+    trainer.fit()
+    return reg, trainer, ids
+
+
+def test_budget_spent_user_stops_and_ledger_equals_accountant(tmp_path: Path) -> None:
+    users = 10
+    dp_one = DpSecAggAggregator(DpSettings(noise_multiplier=3.0, l2_clip=1.0, delta=1e-5),
+                                threat=NO_THREAT).plan(users, 6)
+    one_round = dp_one.epsilon(1, 1e-5).epsilon
+    reg, trainer, _ = _dp_run(tmp_path, users, rounds=3, strict_epsilon=1.2 * one_round)
+    strict = sorted(trainer.devices)[0]
+    assert reg.rounds_of(strict, Purpose.TRAINING) == [0]
+    assert [r.participants for r in trainer.history] == [10, 9, 9]
+    # The registry does not even select the user whose budget cannot pay the next round.
+    assert trainer.history[1].selected == 9 and trainer.history[1].left_out_for_budget == 0
+    # The ledger of a user in every round is the composed guarantee of the rounds' events.
+    other = sorted(trainer.devices)[1]
+    aggregator = trainer.aggregator
+    assert isinstance(aggregator, DpSecAggAggregator)
+    events = [aggregator.plan(10, 6).privacy_event(), aggregator.plan(9, 6).privacy_event(),
+              aggregator.plan(9, 6).privacy_event()]
+    expected = PrivacyAccountant([(e, 1) for e in events]).get_epsilon(1e-5).epsilon
+    spent = reg.spent(other)
+    assert spent[0] == pytest.approx(expected, rel=1e-12)
+    assert spent[0] >= expected  # rounded up, never below the accountant
+    assert spent[1] == pytest.approx(1e-5)
+    assert reg.spent(strict)[0] == pytest.approx(one_round, rel=1e-12)
+    assert trainer.result().epsilon == pytest.approx(expected, rel=1e-12)
+
+
+def test_over_budget_spend_is_refused_and_ledger_unchanged(tmp_path: Path) -> None:
+    reg, trainer, _ = _dp_run(tmp_path, 10, rounds=1)
+    p = sorted(trainer.devices)[0]
+    before = reg.spent(p)
+    with raw(tmp_path / "consent.db") as conn:
+        entries = conn.execute("SELECT COUNT(*) FROM budget_ledger").fetchone()[0]
+    with pytest.raises(BudgetExceededError):
+        reg.spend(p, 10.0, 0.0, purpose=Purpose.TRAINING)
+    assert reg.spent(p) == before
+    with raw(tmp_path / "consent.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM budget_ledger").fetchone()[0] == entries
+
+
+def test_aborted_round_changes_neither_model_nor_ledger(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)
+    devices, _ = _devices(reg, 8, seed=8)
+    dp = DpSettings(noise_multiplier=3.0)
+    cfg = FedAvgConfig(rounds=1, local=SPEC, threat=NO_THREAT, dp=dp, dropout=0.5)
+    trainer = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(0))
+    rec = trainer.run_round()
+    assert rec.status.startswith("aborted")
+    assert np.all(trainer.params == 0.0)
+    assert all(reg.spent(p) == (0.0, 0.0) for p in devices)
+
+
+def test_user_level_accountant_charges_increments() -> None:
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=2.0), threat=NO_THREAT)
+    event = agg.plan(20, 8).privacy_event()
+    acct = UserLevelAccountant(1e-6)
+    total = [0.0, 0.0]
+    for r in range(4):
+        cost = acct.cost("u", event)
+        assert cost is not None
+        assert cost[1] == (1e-6 if r == 0 else 0.0)
+        total[0] += cost[0]
+        total[1] += cost[1]
+        acct.commit(["u"], event)
+    composed = PrivacyAccountant([(event, 4)]).get_epsilon(1e-6).epsilon
+    assert total[0] == pytest.approx(composed, rel=1e-12)
+    assert acct.epsilon("u") == composed and acct.rounds("u") == 4
+    assert acct.epsilon("nobody") == 0.0
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(ParameterError):
+        FedAvgConfig(rounds=0)
+    with pytest.raises(ParameterError):
+        FedAvgConfig(rounds=1, aggregator="plain", dp=DpSettings(noise_multiplier=1.0))
+    with pytest.raises(ParameterError):
+        FedAvgConfig(rounds=1, clients_per_round=1)
+    with pytest.raises(ParameterError):
+        DpSettings(noise_multiplier=0.0)
+    with pytest.raises(ParameterError):
+        DpSettings(noise_multiplier=1.0, delta=1.0)
+    with pytest.raises(ParameterError):
+        DpSettings(noise_multiplier=1.0, modulus_bits=60)
+    with pytest.raises(ParameterError):
+        LocalTraining(learning_rate=0.0)
+
+
+def test_nobody_selected_when_no_budget_can_pay(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)  # default budget delta 1e-6 < the DP delta 1e-5
+    rng = np.random.default_rng(0)
+    devices = {}
+    for i in range(4):
+        p = reg.opt_in(f"u{i}", Purpose.TRAINING)
+        devices[p] = Device(p, rng.normal(size=(5, 3)), rng.integers(0, 2, 5))
+    cfg = FedAvgConfig(rounds=1, local=SPEC, threat=NO_THREAT, dp=DpSettings(1.0, delta=1e-5))
+    rec = FedAvgTrainer(reg, devices, cfg, rng=rng).run_round()
+    assert rec.status.startswith("skipped") and rec.selected == 0
+    with raw(tmp_path / "consent.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM selections").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM budget_ledger").fetchone()[0] == 0
