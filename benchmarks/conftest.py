@@ -73,6 +73,13 @@ def _rows(benchmarks: list[Any]) -> list[_Row]:
     return rows
 
 
+def _fmt_speed(ours: float, theirs: float) -> str:
+    """``"12.3x faster"`` or ``"4.5x slower"`` (never a rounded-away ``0.00x``)."""
+    if theirs >= ours:
+        return f"{theirs / ours:.2f}x faster"
+    return f"{ours / theirs:.2f}x slower"
+
+
 def _fmt_time(seconds: float) -> str:
     for unit, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= factor:
@@ -96,7 +103,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             _fmt_time(r.ours),
             _fmt_time(r.theirs),
             f"{r.ours / r.theirs:.3f}",
-            f"{r.theirs / r.ours:.2f}x",
+            _fmt_speed(r.ours, r.theirs),
         )
         for r in rows
     ]

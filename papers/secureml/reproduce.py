@@ -28,8 +28,8 @@ What differs from the paper (see README.md): its offline phase generates the tri
 oblivious transfer or linearly homomorphic encryption between the two servers; ours uses
 a trusted dealer (a third party that colludes with neither), so our offline cost is a
 dealer's, not the paper's. The paper's servers receive the data from clients; here the two
-computing parties hold it. Its LAN/WAN tables could not be read for this reproduction, so
-the paper's figures are "not available".
+computing parties hold it. The paper's LAN/WAN timings and accuracy are not quoted
+("not available").
 
 Usage::
 
@@ -60,9 +60,8 @@ from securecomp.models.protocol import TrainingSpec
 from securecomp.mpc.models import MPCProtocol, reference_fit
 from securecomp.net.costmodel import LAN, WAN
 
-#: What the paper reports for two-party logistic regression, as far as it could be read
-#: here (the LAN timing tables could not be read; an accuracy figure quoted by later papers
-#: could not be verified and is therefore not quoted).
+#: What the paper reports for two-party logistic regression: its timings and accuracy are
+#: not quoted.
 REPORTED = {
     "lan_seconds": "not available",
     "wan_seconds": "not available",

@@ -12,7 +12,8 @@ consent and on the data it covers:
 * users are named by pseudonym (`PseudonymKey`, Art. 4(5)) everywhere outside the registry:
   selection, participation and budget spending take and return pseudonyms; only the
   user-facing calls (``opt_in``, ``withdraw``, ``revoke``, ``report``, ``export``) take the
-  raw identifier, which is stored in one table and nowhere else;
+  raw identifier, which is stored in one table of the registry file (``users``, mapping it
+  to the pseudonym) and nowhere else;
 * a retention policy purges the records of users who withdrew or whose retention period
   ended (Art. 5(1)(e), Art. 17), and every change is written to an append-only audit log
   (Art. 5(2), Art. 30);
@@ -26,10 +27,16 @@ Typical round, seen from the trainer::
     reg.record_participation(Purpose.TRAINING, 7, survivors, epsilon=0.1, delta=1e-7)
 
 Threat model: the registry is run by the data controller (the server side) and trusted with
-raw identifiers; the trainer and anyone reading the audit log see pseudonyms only. The
-audit log's append-only triggers stop accidental or application-level edits, not an attacker
-with write access to the file; its hash chain (`verify_audit`) makes such edits evident when
-the latest hash is also kept elsewhere.
+raw identifiers. The registry file is not pseudonymised: its ``users`` table holds every raw
+identifier next to its pseudonym, and the audit log lives in the same file, so the file must
+be protected as personal data. It is created with mode 0600 and a file that group or others
+may read is refused on open (`securecomp.federated.store`). What leaves the registry is
+pseudonymised: the trainer receives pseudonyms only, and audit entries carry pseudonyms,
+never raw identifiers, so entries handed out (e.g. to an auditor) name nobody directly. The
+pseudonym key is stored apart from the file (`PseudonymKey.save`). The audit log's
+append-only triggers stop accidental or application-level edits, not an attacker with write
+access to the file; its hash chain (`verify_audit`) makes such edits evident when the latest
+hash is also kept elsewhere.
 """
 
 from __future__ import annotations
@@ -123,7 +130,8 @@ class ConsentRegistry:
 
         Parameters
         ----------
-        path : the SQLite file; the key must be stored elsewhere.
+        path : the SQLite file. It holds raw identifiers, so it is created with mode 0600
+            and must stay private to its owner; the key must be stored elsewhere.
         key : the pseudonym key; required to create a registry, enrol users and rotate the
             key. Reports, exports, withdrawals and selection work without it.
         create : initialise the file if it is missing or empty.
@@ -133,7 +141,8 @@ class ConsentRegistry:
         Raises
         ------
         ParameterError
-            The file is missing (and ``create`` is false), or a new registry has no key.
+            The file is missing (and ``create`` is false), a new registry has no key, or
+            (on POSIX) the file is accessible by group or others (fix: ``chmod 600``).
         MalformedMessageError
             The file is corrupt, not a registry, or of another schema version.
         KeyMismatchError

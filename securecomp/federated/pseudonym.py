@@ -1,17 +1,22 @@
 """Keyed pseudonyms for user identifiers: HMAC-SHA256 under a key kept apart from the data.
 
 A pseudonym is ``HMAC-SHA256(key, domain || user_id)`` in hex (RFC 2104 / FIPS 198-1 with
-SHA-256). Everything outside the consent registry (client selection, participation records,
-the privacy-budget ledger seen by the trainer, the audit log) names users by pseudonym only.
+SHA-256). What the consent registry hands out (client selection, participation records, the
+privacy-budget ledger seen by the trainer) and the entries of its audit log name users by
+pseudonym only.
 
 This is *pseudonymisation* in the sense of GDPR Art. 4(5): the data can no longer be
 attributed to a person "without the use of additional information", provided that the
-additional information (here the key, and the registry's own table of raw identifiers) "is
-kept separately and is subject to technical and organisational measures". Hence the key
-lives in its own file, readable by its owner only (mode 0600, like an SSH private key), and
-never in the database. Pseudonymised data is still personal data (GDPR Recital 26): a
-pseudonym is stable, so everything recorded under it can be linked together, and anyone
-holding the key can recompute it from a guessed identifier. It is not anonymity.
+additional information "is kept separately and is subject to technical and organisational
+measures". Here that information is twofold. The key is stored apart: in its own file,
+readable by its owner only (mode 0600, like an SSH private key), never in the database. The
+registry file is not separate from its own records: its ``users`` table maps every raw
+identifier to its pseudonym, next to the audit log, so the file itself is personal data in
+the clear and is protected as such (created 0600, refused on open when group or others may
+access it; see `securecomp.federated.store`). Pseudonymised data is still personal data
+(GDPR Recital 26): a pseudonym is stable, so everything recorded under it can be linked
+together, and anyone holding the key can recompute it from a guessed identifier. It is not
+anonymity.
 
 Rotating the key (`ConsentRegistry.rotate_key`) re-keys every pseudonym the registry holds
 and destroys the old key, so records made under the old pseudonyms elsewhere (older audit

@@ -15,14 +15,27 @@ The audit log (GDPR Art. 5(2), accountability; Art. 30, records of processing) i
 append-only in the database itself: triggers abort any UPDATE or DELETE on it. Each entry
 also carries a SHA-256 hash chained over the previous entry, so `verify_audit` detects an
 entry edited or removed by someone who bypassed the triggers (e.g. dropped them), as long as
-the latest hash is kept somewhere else too. Audit entries name users by pseudonym only.
+the latest hash is kept somewhere else too. Audit entries name users by pseudonym, never by
+raw identifier, so entries copied out of the log (e.g. for an auditor) name nobody directly.
+
+The file itself is personal data in the clear: its ``users`` table maps each raw identifier
+to its pseudonym, which is exactly the additional information that re-identifies every
+pseudonymised record (GDPR Art. 4(5)), and the audit log sits in the same file. Reading the
+file therefore means reading the raw identifiers. So a new file is created readable and
+writable by its owner only (mode 0600, like the pseudonym key and an SSH private key), and a
+registry file, or a journal left beside it (``-journal``, ``-wal``, ``-shm``), that group or
+others may access is refused on open with the ``chmod 600`` that fixes it. SQLite creates
+those side files with the database file's own permissions (its Unix VFS copies the mode), so
+they are 0600 as well.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -189,45 +202,99 @@ def connect(path: str | Path, *, create: bool, meta: Mapping[str, str]) -> sqlit
     Parameters
     ----------
     path : a file path, or ``":memory:"`` for a registry that lives only in this connection.
-    create : initialise a missing or empty file with ``meta``; never touches a non-empty
-        database that is not a registry.
+    create : create a missing file (mode 0600) and initialise a missing or empty file with
+        ``meta``; never touches a non-empty database that is not a registry.
     meta : the ``meta`` rows to write on initialisation (schema version is added here).
 
     Raises
     ------
     ParameterError
-        The file does not exist and ``create`` is false.
+        The file does not exist and ``create`` is false, or (on POSIX) the registry file or
+        a journal beside it is accessible by group or others; the message gives the
+        ``chmod 600`` that fixes it.
     MalformedMessageError
         The file is corrupt, belongs to another application, or has another schema version.
     """
     name = str(path)
+    created: Path | None = None
     if name == ":memory:":
         conn = sqlite3.connect(":memory:", isolation_level=None)
     else:
         file = Path(path)
-        if not file.exists() and not create:
-            raise ParameterError(
-                f"no consent registry at {name!r}; check the path, or create one with "
-                "ConsentRegistry.open(path, key, create=True)"
-            )
         if file.exists() and not file.is_file():
             raise ParameterError(f"{name!r} is not a regular file")
-        mode = "rwc" if create else "rw"
-        uri = f"{file.resolve().as_uri()}?mode={mode}"
+        if not file.exists():
+            if not create:
+                raise ParameterError(
+                    f"no consent registry at {name!r}; check the path, or create one with "
+                    "ConsentRegistry.open(path, key, create=True)"
+                )
+            created = _create_private(file)
+        uri = f"{file.resolve().as_uri()}?mode=rw"  # never "rwc": SQLite would use the umask
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         except sqlite3.Error as exc:
+            _discard(created)
             raise ParameterError(f"cannot open {name!r}: {exc}") from None
     try:
         _configure(conn)
-        _check_or_initialise(conn, name, create=create, meta=meta)
+        private = None if name == ":memory:" else Path(path)
+        _check_or_initialise(conn, name, create=create, meta=meta, private=private)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        _discard(created)
         raise _malformed(name, str(exc)) from None
     except BaseException:
         conn.close()
+        _discard(created)
         raise
     return conn
+
+
+def _create_private(file: Path) -> Path | None:
+    """Create ``file`` empty with mode 0600 before SQLite opens it; return it if created here.
+
+    Returns None when another process created the file meanwhile: it is then opened (and its
+    permissions checked) like any existing file.
+    """
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise ParameterError(f"cannot create {str(file)!r}: {exc.strerror or exc}") from None
+    try:
+        # The mode given to os.open is filtered by the umask: set it exactly.
+        if os.name == "posix":
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return file
+
+
+def _discard(created: Path | None) -> None:
+    # A file this call created and could not initialise is removed, with any journal.
+    if created is not None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{created}{suffix}").unlink(missing_ok=True)
+
+
+def _check_private(file: Path) -> None:
+    """Refuse a registry file, or a journal beside it, that group or others may access."""
+    if os.name != "posix":
+        return  # POSIX mode bits only; elsewhere, rely on the directory's access control
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        target = f"{file}{suffix}"
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            raise ParameterError(
+                f"consent registry file {target!r} is accessible by group or others "
+                f"(mode {stat.S_IMODE(mode):04o}); it holds raw user identifiers, so it "
+                f"must be private to its owner: run chmod 600 {target!r}"
+            )
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -241,7 +308,12 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 
 def _check_or_initialise(
-    conn: sqlite3.Connection, name: str, *, create: bool, meta: Mapping[str, str]
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    create: bool,
+    meta: Mapping[str, str],
+    private: Path | None,
 ) -> None:
     # Reading the header is the first access to the file: a file that is not SQLite fails
     # here with "file is not a database", mapped to MalformedMessageError by the caller.
@@ -250,10 +322,17 @@ def _check_or_initialise(
     if app_id == 0 and not objects:
         if not create:
             raise _malformed(name, "the database is empty")
+        if private is not None:
+            _check_private(private)  # before the first write, not after
         _initialise(conn, meta)
         return
     if app_id != APPLICATION_ID:
         raise _malformed(name, "it is an SQLite database of another application")
+    # The permission check comes after the header check, so a wrong path is reported as
+    # "not a registry" rather than with advice to chmod someone else's file, and before
+    # anything is read from the tables or written.
+    if private is not None:
+        _check_private(private)
     if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
         raise _malformed(name, "SQLite's integrity check failed (the file is damaged)")
     tables = {n for t, n in objects if t == "table"}

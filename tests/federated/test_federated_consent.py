@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
@@ -486,13 +487,17 @@ def test_corrupt_or_foreign_database_raises_a_clear_error(tmp_path: Path) -> Non
         ConsentRegistry.open(garbage, PseudonymKey.generate(), create=True)
     assert garbage.read_bytes() == b"this is not a database" * 100  # never overwritten
 
+    # Copies of a registry hold its raw identifiers: keep them private like the original,
+    # so that each open below fails for the damage under test, not for the file mode.
     truncated = tmp_path / "truncated.db"
     truncated.write_bytes(good[: len(good) // 2])
+    truncated.chmod(0o600)
     with pytest.raises(MalformedMessageError):
         ConsentRegistry.open(truncated)
 
     flipped = tmp_path / "flipped.db"
     flipped.write_bytes(good[:100] + bytes(b ^ 0xFF for b in good[100:4096]) + good[4096:])
+    flipped.chmod(0o600)
     with pytest.raises(MalformedMessageError):
         ConsentRegistry.open(flipped)
 
@@ -506,6 +511,7 @@ def test_corrupt_or_foreign_database_raises_a_clear_error(tmp_path: Path) -> Non
 
     newer = tmp_path / "newer.db"
     newer.write_bytes(good)
+    newer.chmod(0o600)
     conn = sqlite3.connect(newer)
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
@@ -551,3 +557,76 @@ def test_naive_clock_and_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert when.utcoffset() == timedelta(0)  # the default clock records UTC
     assert abs(when - datetime.now(UTC)) < timedelta(minutes=5)
     reg.close()
+
+
+# --- file permissions: the registry file holds raw identifiers ------------------------------
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+
+
+@posix_only
+def test_registry_file_and_its_journal_are_created_private(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)  # a permissive umask: the default mode would be 0644
+    try:
+        reg, _ = new_registry(tmp_path)
+        db = tmp_path / "consent.db"
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        # Inside an open write transaction the rollback journal exists; it holds page
+        # images (raw identifiers included), so it must be as private as the file.
+        reg._conn.execute("BEGIN IMMEDIATE")
+        reg._conn.execute("INSERT INTO meta (key, value) VALUES ('probe', ?)", ("x" * 5000,))
+        journal = tmp_path / "consent.db-journal"
+        assert journal.exists()
+        assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+        reg._conn.execute("ROLLBACK")
+        reg.opt_in("alice", T)
+        reg.close()
+        with ConsentRegistry.open(db) as again:
+            assert again.pseudonym_of("alice")
+    finally:
+        os.umask(old_umask)
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_registry_readable_by_others_is_refused_until_chmod_600(tmp_path: Path, mode: int) -> None:
+    reg, _ = new_registry(tmp_path)
+    nym = reg.opt_in("bob", T)
+    reg.close()
+    db = tmp_path / "consent.db"
+    db.chmod(mode)
+    with pytest.raises(ParameterError, match=r"accessible by group or others.*chmod 600"):
+        ConsentRegistry.open(db)
+    assert stat.S_IMODE(db.stat().st_mode) == mode  # refused, not silently changed
+    db.chmod(0o600)
+    with ConsentRegistry.open(db) as again:
+        assert again.pseudonym_of("bob") == nym
+
+
+@posix_only
+def test_exposed_journal_or_precreated_empty_file_is_refused(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)
+    reg.close()
+    # A journal left beside the file (e.g. after a crash) holds the same personal data.
+    wal = tmp_path / "consent.db-wal"
+    wal.write_bytes(b"")
+    wal.chmod(0o644)
+    with pytest.raises(ParameterError, match=r"consent\.db-wal.*chmod 600"):
+        ConsentRegistry.open(tmp_path / "consent.db")
+    wal.unlink()
+    # An empty world-readable file is not initialised: nothing is written into it.
+    empty = tmp_path / "shared.db"
+    empty.write_bytes(b"")
+    empty.chmod(0o644)
+    with pytest.raises(ParameterError, match="chmod 600"):
+        ConsentRegistry.open(empty, PseudonymKey.generate(), create=True)
+    assert empty.read_bytes() == b""
+    empty.chmod(0o600)
+    ConsentRegistry.open(empty, PseudonymKey.generate(), create=True).close()
+    assert empty.stat().st_size > 0
+    # A file that is not a registry is reported as such, whatever its mode.
+    other = tmp_path / "other.db"
+    other.write_bytes(b"not a database" * 100)
+    other.chmod(0o644)
+    with pytest.raises(MalformedMessageError, match="not a usable"):
+        ConsentRegistry.open(other)
