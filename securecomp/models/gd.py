@@ -30,7 +30,9 @@ Who holds the model state is an `Optimizer`:
 * `RefreshingOptimizer`: w and v are float64 arrays held by the party with the key; each
   step it decrypts the gradient sum (the "refresh" of an exhausted CKKS chain), updates,
   and encrypts the next look-ahead weights, replicated over the batch's rows so that the
-  next forward pass is one elementwise product and a sum across columns (one level).
+  next forward pass is one elementwise product and a sum across columns (one level); for
+  the polynomial sigmoid they are scaled by 1/B (`GDConfig.forward_scale`), so that the
+  polynomial runs on z/B where its powers stay near 1.
 """
 
 from __future__ import annotations

@@ -259,6 +259,9 @@ def test_polyval_uses_optimal_depth(pair: tuple[CKKSBackend, CKKSContext]) -> No
     np.testing.assert_allclose(const.decrypt(key), np.full(7, 2.5), atol=1e-6)
     with pytest.raises(DepthExhaustedError, match="degree-4"):
         be.encrypt(x).polyval([0, 0, 0, 0, 1.0])  # needs 3 levels, the chain has 2
+    # Past the end of the chain (level 1 + 3 levels on a depth-2 chain): still our error.
+    with pytest.raises(DepthExhaustedError, match="degree-5"):
+        (be.encrypt(x) * 0.5).polyval([0, 1.0, 0, 0.1, 0, 0.01])
 
 
 def test_mixing_keys_is_refused(pair: tuple[CKKSBackend, CKKSContext]) -> None:

@@ -44,15 +44,25 @@ from securecomp.net.report import CostReport
 from securecomp.params import insecure_test_parameters
 
 #: (backend, simulate) pairs that must pass scikit-learn's whole check suite.
-FULL_SUITE_CONFIGS: list[tuple[str, bool]] = [("plain", False), ("paillier", True)]
+FULL_SUITE_CONFIGS: list[tuple[str, bool]] = [
+    ("plain", False),
+    ("paillier", True),
+    ("ckks", True),
+]
 
 #: (backend, simulate) pairs that must pass `NAMED_SUBSET` only (encrypted backends).
-SUBSET_CONFIGS: list[tuple[str, bool]] = [("test-lstsq", False), ("paillier", False)]
+SUBSET_CONFIGS: list[tuple[str, bool]] = [
+    ("test-lstsq", False),
+    ("paillier", False),
+    ("ckks", False),
+]
 
 #: Extra constructor arguments per configuration (shared by both estimators).
 CONFIG_PARAMS: dict[tuple[str, bool], dict[str, Any]] = {
     # Small keys: only inside `insecure_test_parameters()` (see `test_sklearn_named_subset`).
     ("paillier", False): {"backend_options": {"key_bits": 512}, "max_iter": 3},
+    # Real (128-bit) CKKS parameters; two epochs keep the encrypted fits short.
+    ("ckks", False): {"max_iter": 2},
 }
 
 #: Checks that need few fits (at most two each, on at most a few hundred rows).

@@ -103,8 +103,13 @@ def polyval_cts(
         out = tuple(kernel.add_plain(kernel.int_mul(x, int(c[1])), c[0], gain) for x in cts)
         return out, level, gain
     top_power = 1 << (degree.bit_length() - 1)
-    ev = _Evaluator(kernel, level, gain, top_power)
-    final = max(ev.term_level(i) for i in range(1, degree + 1) if c[i] != 0.0)
+    # Check before building the evaluator: it reads the rescale factor of every level it
+    # will use, which does not exist past the end of the chain.
+    if level + polyval_depth(degree) > kernel.depth:
+        final = level + polyval_depth(degree)
+    else:
+        ev = _Evaluator(kernel, level, gain, top_power)
+        final = max(ev.term_level(i) for i in range(1, degree + 1) if c[i] != 0.0)
     if final > kernel.depth:
         raise DepthExhaustedError(
             f"a degree-{degree} polynomial needs {polyval_depth(degree)} levels "
