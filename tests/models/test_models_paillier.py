@@ -210,6 +210,41 @@ def test_report_and_ledger(linear_fit: FitResult) -> None:
     assert {"key holder", "aggregator", "holders (slowest)"} <= set(report.phases)
 
 
+def test_ledger_states_the_step_size_is_public(linear_fit: FitResult) -> None:
+    setup = [e for e in linear_fit.report.leakage.by_party()["key_holder"] if e.stage == "setup"]
+    assert len(setup) == 1
+    assert "learning_rate = 0.2" in setup[0].what and "public parameter" in setup[0].what
+    assert "'auto'" in setup[0].what and "in advance" in setup[0].what
+    doc = PaillierProtocol.threat_model()
+    assert "public parameter" in doc and "pooled" in doc and "in advance" in doc
+
+
+@pytest.mark.parametrize("simulate", [False, True])
+def test_two_holders_warn_and_record_what_each_learns(
+    diabetes: tuple[np.ndarray, np.ndarray], simulate: bool
+) -> None:
+    X, y = diabetes
+    proto = PaillierProtocol(
+        _spec("linear", max_iter=2, learning_rate=0.2, options={"n_holders": 2}),
+        simulate=simulate,
+    )
+    with pytest.warns(UserWarning, match="n_holders=2") as caught:
+        fit = proto.fit(X[:40], y[:40])
+    assert sum("n_holders=2" in str(w.message) for w in caught) == 1
+    by_party = fit.report.leakage.by_party()
+    for name in ("holder_0", "holder_1"):
+        what = " ".join(e.what for e in by_party[name])
+        assert "other holder's row count" in what and "quantized gradient" in what
+    assert "n_holders=2" in PaillierProtocol.threat_model()
+    # Three or more holders: no such warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", InsecureParametersWarning)
+        PaillierProtocol(
+            _spec("linear", max_iter=1, options={"n_holders": 3}), simulate=True
+        ).fit(X[:40], y[:40])
+
+
 def test_plan_counts_match_the_run(
     diabetes: tuple[np.ndarray, np.ndarray], linear_fit: FitResult
 ) -> None:

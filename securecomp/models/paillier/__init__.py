@@ -15,7 +15,8 @@ Inference multiplies the client's encrypted features by the server's plaintext m
   `securecomp.net` channels;
 * :mod:`~securecomp.models.paillier.aggregation` -- packed encrypt / add / decrypt;
 * :mod:`~securecomp.models.paillier.messages` -- message kinds and sealed links;
-* :mod:`~securecomp.models.paillier.gradient` -- plaintext gradients, quantization, updates;
+* :mod:`~securecomp.models.paillier.gradient` -- plaintext gradients, quantization, and the
+  key holder's iterates (updated by `securecomp.models.gd.update`);
 * :mod:`~securecomp.models.paillier.plan` -- ciphertext counts, bytes, estimated time;
 * :mod:`~securecomp.models.paillier.config` -- `PaillierOptions`.
 """

@@ -12,6 +12,7 @@ BatchCrypt, USENIX ATC 2020; here the sign is an offset inside the slot).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -21,11 +22,31 @@ from securecomp.errors import ParameterError
 from securecomp.he.paillier.layout import ceil_log2
 from securecomp.params import DEFAULT_PAILLIER_BITS
 
-__all__ = ["InferenceLayout", "PaillierOptions"]
+__all__ = ["TWO_HOLDERS_DISCLOSURE", "InferenceLayout", "PaillierOptions", "warn_two_holders"]
 
 InferenceLayout = Literal["packed", "unpacked"]
 
 _MAX_SLOT_BITS = 64  # packed slots are unpacked into int64 words
+
+_OTHER_HOLDER = (
+    "the other holder's row count (n minus its own) and, at every step, the other "
+    "holder's exact quantized gradient (the aggregate, which consecutive models determine, "
+    "minus its own contribution)"
+)
+#: What each holder learns about the other when there are only two (recorded in its ledger).
+TWO_HOLDERS_DISCLOSURE = "with 2 holders, " + _OTHER_HOLDER
+
+
+def warn_two_holders(n_holders: int, *, stacklevel: int = 2) -> None:
+    """Warn (`UserWarning`) when ``n_holders == 2``: aggregation then hides nothing
+    between the two holders (see `TWO_HOLDERS_DISCLOSURE`)."""
+    if n_holders == 2:
+        warnings.warn(
+            f"n_holders=2: each holder learns {_OTHER_HOLDER}; use at least 3 holders for "
+            "the aggregate to hide any single holder's gradient",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -42,7 +63,9 @@ class PaillierOptions:
     ----------
     n_holders : int, default 4
         Number of data holders (horizontal partitions), at least 2: with one holder the
-        key holder would decrypt that holder's own gradient.
+        key holder would decrypt that holder's own gradient. With exactly 2, each holder
+        learns the other's row count and exact quantized gradient at every step (the
+        aggregate minus its own); training warns, and at least 3 are advised.
     key_bits : int, default 3072
         Paillier modulus size (about 128-bit security); 2048 is allowed and labelled about
         112-bit; smaller only inside ``securecomp.params.insecure_test_parameters()``.

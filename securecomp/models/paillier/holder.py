@@ -17,18 +17,13 @@ from securecomp.errors import (
     ProtocolAbort,
     ShapeMismatchError,
 )
-from securecomp.he.paillier import PaillierBackend, load_public_key
+from securecomp.he.paillier import PaillierBackend
 from securecomp.models.paillier.aggregation import encrypt_update
-from securecomp.models.paillier.config import PaillierOptions
+from securecomp.models.paillier.config import TWO_HOLDERS_DISCLOSURE, PaillierOptions
 from securecomp.models.paillier.gradient import quantize_signed, row_gradient_sum
-from securecomp.models.paillier.messages import MODEL_KIND, SETUP_KIND, read_control
+from securecomp.models.paillier.messages import MODEL_KIND, read_control
 from securecomp.models.paillier.role import AGGREGATOR, KEY_HOLDER, Role, holder_name
-from securecomp.models.paillier.session import (
-    MODEL_FIELDS,
-    SETUP_FIELDS,
-    float_vector,
-    setup_options,
-)
+from securecomp.models.paillier.session import MODEL_FIELDS, float_vector, read_setup
 from securecomp.net.report import LeakageLedger
 
 __all__ = ["Holder"]
@@ -91,6 +86,7 @@ class Holder(Role):
 
     @property
     def n_local(self) -> int:
+        """Number of rows this holder holds."""
         return int(self._X.shape[0])
 
     def configure(
@@ -150,12 +146,7 @@ class Holder(Role):
     def receive_setup(self, data: bytes) -> bytes:
         """Step 0 -> 1: configure from the setup; returns the encrypted row count."""
         with self._busy():
-            env = self.link(KEY_HOLDER).open(data, round=0, kind=SETUP_KIND)
-            body = read_control(env, SETUP_KIND, SETUP_FIELDS)
-            pk = load_public_key(body["public_key"])
-            if env.fingerprint != pk.fingerprint:
-                raise MalformedMessageError("the setup header names another key")
-            options = setup_options(body, pk.bits)
+            body, pk, options = read_setup(self.link(KEY_HOLDER), data)
             self.configure(
                 task=body["task"],
                 n_features=body["n_features"],
@@ -178,16 +169,21 @@ class Holder(Role):
             params = float_vector(body["params"], n_params, "the model")
             if body["step"] != r:
                 raise MalformedMessageError(f"model message for step {body['step']}, expected {r}")
+            two = self.options.n_holders == 2
             if r == 1:
                 self.schedule(body["n_rows"], body["batches_per_epoch"])
-                self.ledger.record(
-                    self.name, f"total number of rows n = {self.n_rows}", "count"
-                )
+                what = f"total number of rows n = {self.n_rows}"
+                if two:
+                    what += f"; {TWO_HOLDERS_DISCLOSURE}"
+                self.ledger.record(self.name, what, "count")
             else:
+                # Consecutive models and the public step size give the aggregate; with two
+                # holders, minus this holder's own update, the other holder's gradient.
+                other = "; with 2 holders, the other holder's quantized gradient" if two else ""
                 self.ledger.record(
                     self.name,
                     f"the model after step {r - 1}, which with the previous one determines "
-                    f"the aggregate gradient of step {r - 1}",
+                    f"the aggregate gradient of step {r - 1}{other}",
                     f"step {r}",
                 )
             self._round = r

@@ -19,9 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from securecomp.errors import NotFittedError, ParameterError, ShapeMismatchError
-from securecomp.models.paillier.config import PaillierOptions
+from securecomp.models.paillier.config import (
+    TWO_HOLDERS_DISCLOSURE,
+    PaillierOptions,
+    warn_two_holders,
+)
 from securecomp.models.paillier.driver import simulate_training
-from securecomp.models.paillier.gradient import Optimizer
+from securecomp.models.paillier.gradient import ModelIterates
 from securecomp.models.paillier.holder import Holder
 from securecomp.models.paillier.inference import (
     InferenceClient,
@@ -31,7 +35,7 @@ from securecomp.models.paillier.inference import (
 from securecomp.models.paillier.plan import plan_training
 from securecomp.models.paillier.role import KEY_HOLDER, connect_roles
 from securecomp.models.paillier.session import decode_aggregate, steps_per_epoch
-from securecomp.models.paillier.training import Aggregator, KeyHolder
+from securecomp.models.paillier.training import Aggregator, KeyHolder, step_size_disclosure
 from securecomp.models.protocol import (
     FitResult,
     ModelProtocol,
@@ -88,8 +92,21 @@ class PaillierProtocol(ModelProtocol):
     step, every holder computes its local gradient in plaintext (exact sigmoid for the
     logistic loss), quantizes it and encrypts it with the packed encoding (many values per
     ciphertext, headroom for ``n_holders`` summands); an aggregator adds the ciphertexts;
-    the key holder decrypts only the sum, updates the model (gradient descent or Nesterov)
-    and sends it to the holders.
+    the key holder decrypts only the sum, updates the model and sends it to the holders.
+    The update is `securecomp.models.gd.update` on the steps of `securecomp.models.gd.
+    schedule` (gradient descent, or Nesterov with λ_1 = 1), the schedule of
+    ``backend="plain"``: with full batches the model is `PlainProtocol`'s up to the
+    quantization error (each step's mean gradient is off by less than
+    ``n_holders · 2^-scale_bits`` per coordinate). Mini-batches follow the same step and
+    momentum schedule, but each holder cuts its own rows, so batches hold other rows than
+    the plain backend's.
+
+    The step size is a public parameter every role agrees on before the session (recorded
+    in the ledger). The estimators' default ``learning_rate="auto"`` computes it from the
+    pooled ``X`` (1 / the largest eigenvalue of ``ZᵀZ / n``), which no single party holds
+    in a federated deployment: that is a convenience of this one-process simulation, and a
+    deployment must agree on the step in advance (it is itself a function of all the
+    holders' data).
 
     Who holds which key: the key holder holds the Paillier secret key (3072-bit modulus by
     default, about 128-bit security; 2048 allowed, about 112-bit); the aggregator and the
@@ -100,7 +117,11 @@ class PaillierProtocol(ModelProtocol):
     batch size; each holder learns the total row count and every broadcast model (hence
     the aggregate gradients); the aggregator learns only ciphertexts, sizes and the number
     of steps. The aggregator and the key holder must not collude (together they could
-    decrypt one holder's gradient); roles are semi-honest.
+    decrypt one holder's gradient); roles are semi-honest. With ``n_holders=2`` the
+    aggregate hides nothing between the two holders: each learns the other's row count
+    (``n`` minus its own) and, every step, the other's exact quantized gradient (the
+    aggregate, from consecutive models, minus its own); `fit` warns and the holders'
+    ledger entries say so. Use at least 3 holders.
 
     Inference: the client encrypts its features under its own key; the server computes
     encrypted scores with its plaintext model and learns only the query's shape; the
@@ -157,13 +178,23 @@ class PaillierProtocol(ModelProtocol):
             options.
         InsecureParameterError
             ``key_bits`` below 2048 outside ``insecure_test_parameters()``.
+
+        Warns
+        -----
+        UserWarning
+            ``n_holders == 2``: each holder learns the other's row count and gradients.
+        RuntimeWarning
+            Gradient values were clipped.
         """
         X, y = self._check_xy(X, y)
+        warn_two_holders(self.options.n_holders, stacklevel=2)
         if self.simulate:
             return self._fit_plain(X, y)
         o = self.options
         report = CostReport(protocol=f"{TRAINING} ({SIMULATION_LABEL})")
-        with report.timer("key generation"):
+        with report.timer("key generation"), warnings.catch_warnings():
+            # fit warns once itself (below), with the caller's location.
+            warnings.filterwarnings("ignore", message="n_holders=2", category=UserWarning)
             key_holder = KeyHolder(self.spec, o, X.shape[1], ledger=report.leakage)
         aggregator = Aggregator(ledger=report.leakage)
         holders = self._holders(X, y, report)
@@ -202,32 +233,29 @@ class PaillierProtocol(ModelProtocol):
         for h in holders:
             h.configure(task=spec.task, n_features=d, fit_intercept=spec.fit_intercept, options=o)
             h.schedule(n, s)
-        opt = Optimizer(
-            d + int(spec.fit_intercept),
-            spec.learning_rate,
-            spec.optimizer == "nesterov",
-            spec.l2,
-            n_penalized=d,
-        )
+        model = ModelIterates(spec, d + int(spec.fit_intercept), s)
         with report.timer("plaintext simulation"):
-            for t in range(1, spec.max_iter * s + 1):
-                point = opt.point
+            for t in range(1, model.n_steps + 1):
+                point = model.point
                 sums = np.sum([h.quantized_update(point, t) for h in holders], axis=0)
-                grad, _ = decode_aggregate(sums, o, n / s)
-                opt.step(grad)
+                model.apply(*decode_aggregate(sums, o, n / s))
+        report.leakage.record(KEY_HOLDER, step_size_disclosure(spec.learning_rate), "setup")
         report.leakage.record(
             KEY_HOLDER,
             "(simulated) the total row count and the aggregate gradient of every step",
             "simulation",
         )
+        if o.n_holders == 2:
+            for h in holders:
+                report.leakage.record(h.name, f"(simulated) {TWO_HOLDERS_DISCLOSURE}", "simulation")
         clipped = sum(h.n_clipped for h in holders)
         report.metrics.update({"roles": "plaintext simulation (nothing encrypted)",
                                "steps": spec.max_iter * s, "clipped_values": clipped})
         self._warn_clipped(clipped)
-        params = opt.params
+        params = model.params
         return FitResult(
-            coef=params[:d],
-            intercept=float(params[-1]) if spec.fit_intercept else 0.0,
+            coef=params[params.size - d :],
+            intercept=float(params[0]) if spec.fit_intercept else 0.0,
             n_iter=spec.max_iter,
             report=report,
             state=PaillierFitState(options=o, metrics=dict(report.metrics)),

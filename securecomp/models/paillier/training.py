@@ -19,10 +19,11 @@ Protocol (one session; every message sealed on its link, `messages.Link`)
    sums it over its rows, divides by the nominal batch ``n / S``, quantizes (clip, scale,
    unbiased stochastic rounding) and encrypts it in the packed layout with its batch size
    appended, headroom sized for ``n_holders`` summands; the aggregator adds the
-   ``n_holders`` ciphertexts; the key holder decrypts only this sum, divides by the total
-   batch size, updates the model (gradient descent or Nesterov) and sends it to the
-   holders (the aggregator never receives models: consecutive models reveal the
-   aggregate gradient).
+   ``n_holders`` ciphertexts; the key holder decrypts only this sum and updates the model
+   with `securecomp.models.gd.update` on the schedule of `securecomp.models.gd.schedule`
+   (gradient descent, or Nesterov with λ_1 = 1: the schedule of ``backend="plain"``),
+   then sends it to the holders (the aggregator never receives models: consecutive
+   models reveal the aggregate gradient).
 3. After the last step the key holder sends the final model to the holders.
 
 Threat model: semi-honest roles; the aggregator and the key holder do not collude (if they
@@ -30,9 +31,16 @@ did, the key holder could decrypt each holder's ciphertext). The aggregator hold
 public key and sees only ciphertexts; the key holder sees only aggregates of all
 ``n_holders`` (it refuses a tensor whose slot weight says otherwise, which stops mistakes,
 not a malicious aggregator forging metadata). Each holder learns ``n`` and every
-broadcast model, hence the aggregate gradient of every step. Messages are authenticated
-and bound to their step; a malicious holder could still send an arbitrary (in-range)
-gradient (proofs of correct computation are out of scope).
+broadcast model, hence the aggregate gradient of every step. With ``n_holders == 2`` the
+aggregate hides nothing between the holders: each learns the other's row count
+(``n`` minus its own) and, every step, the other's exact quantized gradient (the
+aggregate minus its own contribution); the key holder warns and each holder's ledger says
+so. The step size is a public parameter every role agrees on before the session (the
+key holder records it): ``learning_rate="auto"`` computes it from the pooled ``X``, which
+no party holds in a deployment, so that is a simulation convenience and a deployment must
+agree on the step in advance. Messages are authenticated and bound to their step; a
+malicious holder could still send an arbitrary (in-range) gradient (proofs of correct
+computation are out of scope).
 """
 
 from __future__ import annotations
@@ -48,16 +56,11 @@ from securecomp.errors import (
     ParameterError,
     ProtocolAbort,
 )
-from securecomp.he.paillier import (
-    PaillierBackend,
-    PaillierSecretKey,
-    load_public_key,
-    paillier_keygen,
-)
+from securecomp.he.paillier import PaillierBackend, PaillierSecretKey, paillier_keygen
 from securecomp.he.paillier.serialize import CIPHERTEXT_KIND
 from securecomp.models.paillier.aggregation import check_update, decrypt_sum, sum_updates
-from securecomp.models.paillier.config import PaillierOptions
-from securecomp.models.paillier.gradient import Optimizer
+from securecomp.models.paillier.config import PaillierOptions, warn_two_holders
+from securecomp.models.paillier.gradient import ModelIterates, update_config
 from securecomp.models.paillier.messages import (
     MODEL_KIND,
     SCHEDULE_KIND,
@@ -66,12 +69,7 @@ from securecomp.models.paillier.messages import (
     read_control,
 )
 from securecomp.models.paillier.role import AGGREGATOR, KEY_HOLDER, Role, holder_name
-from securecomp.models.paillier.session import (
-    SETUP_FIELDS,
-    decode_aggregate,
-    setup_options,
-    steps_per_epoch,
-)
+from securecomp.models.paillier.session import decode_aggregate, read_setup, steps_per_epoch
 from securecomp.models.protocol import TrainingSpec
 from securecomp.net.report import LeakageLedger
 from securecomp.net.wire import encode_array
@@ -79,6 +77,16 @@ from securecomp.net.wire import encode_array
 __all__ = ["Aggregator", "KeyHolder"]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def step_size_disclosure(learning_rate: float) -> str:
+    """The ledger entry for the step size: a public parameter, and what "auto" means."""
+    return (
+        f"the step size learning_rate = {learning_rate:g}, a public parameter every role "
+        "agrees on before the session (learning_rate='auto' computes it from the pooled X, "
+        "1 / the largest eigenvalue of its Gram matrix over n, which no party holds in a "
+        "deployment: a simulation convenience; a deployment agrees on the step in advance)"
+    )
 
 
 class KeyHolder(Role):
@@ -93,6 +101,11 @@ class KeyHolder(Role):
     keys : (PaillierBackend, PaillierSecretKey), optional
         An existing key pair; by default one of ``options.key_bits`` bits is generated.
     ledger : LeakageLedger, optional
+
+    Warns
+    -----
+    UserWarning
+        ``options.n_holders == 2`` (each holder then learns the other's gradients).
     """
 
     def __init__(
@@ -121,13 +134,10 @@ class KeyHolder(Role):
         self.n_features = n_features
         self.n_params = n_features + int(spec.fit_intercept)
         self.holders = [holder_name(i) for i in range(options.n_holders)]
-        self._optimizer = Optimizer(
-            self.n_params,
-            spec.learning_rate,
-            spec.optimizer == "nesterov",
-            spec.l2,
-            n_penalized=n_features,
-        )
+        warn_two_holders(options.n_holders, stacklevel=2)
+        update_config(spec)  # refuse a bad step or penalty now, not at the count
+        # Created at the count, when the number of steps per epoch is known.
+        self._model: ModelIterates | None = None
         self.n_rows: int | None = None
         self.batches_per_epoch = 1
         self.steps = 0
@@ -136,16 +146,21 @@ class KeyHolder(Role):
 
     @property
     def params(self) -> FloatArray:
-        """Current model ``(w, b)`` (``w`` alone without an intercept)."""
-        return self._optimizer.params
+        """Current model ``(b, w)`` (``w`` alone without an intercept); zeros before the
+        count."""
+        if self._model is None:
+            return np.zeros(self.n_params)
+        return self._model.params
 
     @property
     def coef(self) -> FloatArray:
-        return self.params[: self.n_features]
+        """The feature weights ``w`` of the current model, shape ``(n_features,)``."""
+        return self.params[self.n_params - self.n_features :]
 
     @property
     def intercept(self) -> float:
-        return float(self.params[-1]) if self.spec.fit_intercept else 0.0
+        """The intercept ``b`` of the current model (0.0 when it is not fitted)."""
+        return float(self.params[0]) if self.spec.fit_intercept else 0.0
 
     def setup_messages(self) -> dict[str, bytes]:
         """Step 0: the public key, shapes and quantization, sealed for each other role."""
@@ -163,7 +178,9 @@ class KeyHolder(Role):
         }
         with self._busy():
             env = control(SETUP_KIND, body, fingerprint=pk.fingerprint, key_id=pk.key_id)
-            return {p: self.link(p).seal(env, round=0) for p in (AGGREGATOR, *self.holders)}
+            out = {p: self.link(p).seal(env, round=0) for p in (AGGREGATOR, *self.holders)}
+        self.ledger.record(KEY_HOLDER, step_size_disclosure(self.spec.learning_rate), "setup")
+        return out
 
     def _open_aggregate(self, data: bytes, length: int) -> npt.NDArray[np.int64]:
         raw = self.link(AGGREGATOR).open_bytes(data, round=self._round, kind=CIPHERTEXT_KIND)
@@ -180,9 +197,9 @@ class KeyHolder(Role):
         return decrypt_sum(tensor, self._secret_key, n_holders=n)
 
     def _models(self, final: bool) -> dict[str, bytes]:
-        if self.n_rows is None:
+        if self.n_rows is None or self._model is None:
             raise ProtocolAbort("model", "no model before the row count is known")
-        params = self._optimizer.params if final else self._optimizer.point
+        params = self._model.params if final else self._model.point
         body = {
             "step": self._round,
             "final": final,
@@ -206,7 +223,8 @@ class KeyHolder(Role):
                 )
             self.n_rows = n
             self.batches_per_epoch = steps_per_epoch(n, self.spec.batch_size)
-            self.steps = self.spec.max_iter * self.batches_per_epoch
+            self._model = ModelIterates(self.spec, self.n_params, self.batches_per_epoch)
+            self.steps = self._model.n_steps
             self.ledger.record(
                 KEY_HOLDER,
                 f"total number of rows n = {n} (the sum of the {len(self.holders)} holders' "
@@ -223,7 +241,7 @@ class KeyHolder(Role):
     def receive_aggregate(self, data: bytes) -> dict[str, bytes]:
         """Step t: decrypt the sum, update the model; returns the next (or final) model
         for each holder."""
-        if self.n_rows is None or self.done:
+        if self.n_rows is None or self._model is None or self.done:
             raise ProtocolAbort(
                 "step", "no aggregate is expected now (before the count, or after the end)",
                 [AGGREGATOR],
@@ -231,7 +249,7 @@ class KeyHolder(Role):
         with self._busy():
             t = self._round
             sums = self._open_aggregate(data, self.n_params + 1)
-            grad, batch = decode_aggregate(
+            g_sum, batch = decode_aggregate(
                 sums, self.options, self.n_rows / self.batches_per_epoch
             )
             self.ledger.record(
@@ -241,7 +259,7 @@ class KeyHolder(Role):
                 f"batch size ({batch} rows)",
                 f"step {t}",
             )
-            self._optimizer.step(grad)
+            self._model.apply(g_sum, batch)
             self.done = t == self.steps
             self._round = t + 1
             return self._models(final=self.done)
@@ -265,17 +283,13 @@ class Aggregator(Role):
 
     @property
     def done(self) -> bool:
+        """True once the last scheduled step has been aggregated."""
         return self.steps is not None and self._round > self.steps
 
     def receive_setup(self, data: bytes) -> None:
         """Step 0: keep the public key and the shapes."""
         with self._busy():
-            env = self.link(KEY_HOLDER).open(data, round=0, kind=SETUP_KIND)
-            body = read_control(env, SETUP_KIND, SETUP_FIELDS)
-            pk = load_public_key(body["public_key"])
-            if env.fingerprint != pk.fingerprint:
-                raise MalformedMessageError("the setup header names another key")
-            options = setup_options(body, pk.bits)
+            body, pk, options = read_setup(self.link(KEY_HOLDER), data)
             if body["n_features"] < 1:
                 raise MalformedMessageError("setup: the model needs at least one feature")
             self.backend = PaillierBackend(pk)
