@@ -23,6 +23,15 @@ on it; the threshold must exceed ``(n + n_C) / 2`` (per neighbourhood for SecAgg
 graph is then derived from the signed key transcript). `securecomp.secagg.server` states
 what a deviating server can still do.
 
+Distributed differential privacy (Kairouz et al. ICML 2021; Agarwal et al. NeurIPS 2021):
+`SecAggConfig.for_distributed_dp` aggregates the ring elements of
+`securecomp.dp.encode_update` directly in Z_2^b (``b = dp.modulus_bits``, no headroom
+bits): the DP configuration's bound on the wrap probability replaces the no-wrap check,
+the threshold is at least ``dp.min_survivors`` (so no sum of fewer inputs is ever
+unmasked, which the noise split needs) and the DP fingerprint is bound into the session's.
+The result's ``aggregate`` goes to `securecomp.dp.decode_sum`
+(`securecomp.secagg.dp_binding` states the conditions).
+
 Typical use::
 
     cfg = SecAggConfig.create(n=100, dim=10_000, clip=1.0, scale_bits=12, protocol="secagg+",
@@ -37,6 +46,15 @@ Typical use::
                               threat=ThreatModel(0.05, 0.1, malicious_server=True),
                               identities=[k.public_bytes for k in ids])
     out = simulate(cfg, q, identities=ids, model_hash=hashlib.sha256(weights).digest())
+
+    # Distributed DP: clients send DP-encoded vectors, the server decodes the noisy sum.
+    dp = DistributedDpConfig.create("ddgauss", dim=10_000, l2_clip=1.0, noise_stddev=0.5,
+                                    n_clients=100, min_survivors=90, corrupt_count=5,
+                                    modulus_bits=20)
+    cfg = SecAggConfig.for_distributed_dp(dp, protocol="secagg+")
+    rotation = dp.rotation(public_seed, session=cfg.session, round=0)
+    out = simulate(cfg, [encode_update(x, dp, rotation).values for x in updates])
+    noisy_sum = decode_sum(out.aggregate, dp, rotation)
 """
 
 from __future__ import annotations

@@ -9,10 +9,15 @@ parameters is refused). It fixes:
   graph (SecAgg+, Bell et al. CCS 2020), see `securecomp.secagg.graph`;
 * the threshold ``t``: shares of a client's secrets needed for reconstruction, counted
   in its closed neighbourhood (its neighbours and itself);
-* the vector length ``d`` and the quantization (`securecomp.encoding.quantize`), whose
-  modulus ``2^b`` (``b <= 64``) is the ring the masks live in. Set-up refuses any
-  configuration in which the sum of ``n`` inputs of weight up to ``max_weight`` could wrap
-  modulo ``2^b`` (`EncodingOverflowError`): the aggregate is then always exact;
+* the vector length ``d`` and the encoding of the inputs, whose modulus ``2^b``
+  (``b <= 64``) is the ring the masks live in. Either a quantization
+  (`securecomp.encoding.quantize`) of float vectors: set-up then refuses any configuration
+  in which the sum of ``n`` inputs of weight up to ``max_weight`` could wrap modulo ``2^b``
+  (`EncodingOverflowError`), so the aggregate is always exact. Or a distributed-DP
+  configuration (`securecomp.dp.DistributedDpConfig`, built with `for_distributed_dp`):
+  the inputs are then DP-encoded ring elements of Z_2^b summed as they are, and the
+  deterministic check gives way to the DP configuration's bound on the wrap probability,
+  with the threshold at least its ``min_survivors`` (`securecomp.secagg.dp_binding`);
 * the threat model (`ThreatModel`): the configuration is refused if the graph and
   threshold miss its statistical security (2^-40) or correctness (2^-20) budget; the
   refusal reports the window of thresholds that would meet both, or that it is empty;
@@ -37,8 +42,10 @@ from typing import Literal
 
 import numpy as np
 
+from securecomp.dp.config import DistributedDpConfig
 from securecomp.encoding.quantize import QuantizationParams, check_no_wrap, modulus_bits_for
 from securecomp.errors import ParameterError
+from securecomp.secagg.dp_binding import check_dp_binding, choose_dp_graph, dp_threat
 from securecomp.secagg.graph import (
     CommunicationGraph,
     complete_graph,
@@ -81,8 +88,11 @@ def container_dtype(bits: int) -> np.dtype[np.unsignedinteger]:
 class SecAggConfig:
     """Parameters every party of a secure-aggregation session agrees on.
 
-    Invariant: ``n * max_weight * quantization.level_bound <= 2^(b-1) - 1``, so the sum of
-    all clients' inputs never wraps modulo ``2^b`` and the aggregate is exact.
+    Invariant: with a quantization, ``n * max_weight * quantization.level_bound <= 2^(b-1)
+    - 1``, so the sum of all clients' inputs never wraps modulo ``2^b`` and the aggregate is
+    exact. With a distributed-DP encoding, the aggregate is the exact sum modulo ``2^b`` of
+    the survivors' ring elements (at least ``dp.min_survivors`` of them), whose centered
+    lift is the integer sum except with probability ``2^log2_wrap_probability``.
 
     Parameters
     ----------
@@ -92,8 +102,10 @@ class SecAggConfig:
         Shares needed to reconstruct a client's secrets, ``2 <= t <= degree + 1``.
     dim : int
         Length of every client's vector.
-    quantization : QuantizationParams
-        Clipping, scale and modulus ``2^b`` of the inputs.
+    encoding : QuantizationParams or DistributedDpConfig
+        How the clients' inputs were made: quantized float vectors (clipping, scale and
+        modulus ``2^b``; see `quantization`) or DP-encoded ring elements of Z_2^b
+        (`securecomp.dp.encode_update`; see `dp` and `for_distributed_dp`).
     graph : CommunicationGraph
         Who shares keys with whom.
     session : bytes
@@ -111,7 +123,7 @@ class SecAggConfig:
     n: int
     threshold: int
     dim: int
-    quantization: QuantizationParams
+    encoding: QuantizationParams | DistributedDpConfig
     graph: CommunicationGraph
     session: bytes
     max_weight: int = 1
@@ -137,13 +149,29 @@ class SecAggConfig:
             raise ParameterError(f"max_weight must be >= 1, got {self.max_weight}")
         if not isinstance(self.session, bytes) or not 1 <= len(self.session) <= 64:
             raise ParameterError("session must be 1 to 64 bytes")
-        if not isinstance(self.quantization, QuantizationParams):
-            raise ParameterError("quantization must be a QuantizationParams")
+        if not isinstance(self.encoding, QuantizationParams | DistributedDpConfig):
+            raise ParameterError(
+                "encoding must be a QuantizationParams (float inputs) or a "
+                "DistributedDpConfig (DP-encoded ring elements)"
+            )
         if not isinstance(self.threat, ThreatModel):
             raise ParameterError("threat must be a ThreatModel")
         self._check_malicious()
-        # Refuse, before any key exists, a configuration whose sum could wrap mod 2^b.
-        check_no_wrap(self.quantization, self.n * self.max_weight)
+        if isinstance(self.encoding, DistributedDpConfig):
+            # DP-encoded sums may wrap by design: the DP configuration bounded that
+            # probability when it was built; what is checked here is what its guarantee
+            # needs from secure aggregation (threshold, colluders, dimension).
+            check_dp_binding(
+                self.encoding,
+                n=self.n,
+                dim=self.dim,
+                threshold=self.threshold,
+                max_weight=self.max_weight,
+                threat=self.threat,
+            )
+        else:
+            # Refuse, before any key exists, a configuration whose sum could wrap mod 2^b.
+            check_no_wrap(self.encoding, self.n * self.max_weight)
         bounds = failure_bounds(self.n, self.graph.degree, self.threshold, self.threat)
         if not bounds.meets(self.threat):
             window = threshold_window(self.n, self.graph.degree, self.threat)
@@ -196,7 +224,40 @@ class SecAggConfig:
     @property
     def bits(self) -> int:
         """``b``: values and masks live in Z_2^b."""
-        return self.quantization.modulus_bits
+        return self.encoding.modulus_bits
+
+    @property
+    def quantization(self) -> QuantizationParams:
+        """The quantization of float inputs.
+
+        Raises
+        ------
+        ParameterError
+            For a distributed-DP configuration, whose inputs are already ring elements.
+        """
+        enc = self.encoding
+        if isinstance(enc, DistributedDpConfig):
+            raise ParameterError(
+                "this configuration aggregates DP-encoded ring elements and has no "
+                "quantization: encode with securecomp.dp.encode_update and decode the "
+                "aggregate with securecomp.dp.decode_sum"
+            )
+        return enc
+
+    @property
+    def dp(self) -> DistributedDpConfig | None:
+        """The distributed-DP configuration whose encoded vectors are aggregated, or
+        ``None`` for quantized float inputs."""
+        enc = self.encoding
+        return enc if isinstance(enc, DistributedDpConfig) else None
+
+    @property
+    def log2_wrap_probability(self) -> float:
+        """log2 of the bound on the aggregate wrapping modulo ``2^b``: ``-inf`` for
+        quantized inputs (excluded at set-up), the DP configuration's bound (at most
+        ``-dp.wrap_bits``, to be counted in delta) for DP-encoded ones."""
+        dp = self.dp
+        return float("-inf") if dp is None else dp.log2_wrap_probability
 
     @property
     def dtype(self) -> np.dtype[np.unsignedinteger]:
@@ -233,19 +294,29 @@ class SecAggConfig:
 
     @property
     def max_input_magnitude(self) -> int:
-        """Largest ``|x_i|`` (signed) a client's quantized, weighted input may have."""
+        """Largest ``|x_i|`` (signed) a client's quantized, weighted input may have
+        (`ParameterError` for DP-encoded inputs, which are any ring elements)."""
         return self.quantization.level_bound * self.max_weight
 
     @functools.cached_property
     def fingerprint(self) -> bytes:
         """SHA-256 of the canonical parameter encoding (sent in every message header;
         computed once, the configuration being immutable)."""
-        q = self.quantization
-        h = hashlib.sha256(b"securecomp/secagg/config/v1")
+        enc = self.encoding
+        # A distinct tag for DP-encoded sessions: the two encodings never share a digest.
+        tag = b"securecomp/secagg/config/v1"
+        if isinstance(enc, DistributedDpConfig):
+            tag = b"securecomp/secagg/config/dp/v1"
+        h = hashlib.sha256(tag)
         h.update(
             struct.pack(">QQQQQ", self.n, self.threshold, self.dim, self.bits, self.max_weight)
         )
-        h.update(struct.pack(">dd", q.clip, q.scale))
+        if isinstance(enc, DistributedDpConfig):
+            # Clients encoding under other DP parameters (noise, clip, scale, modulus,
+            # min_survivors...) cannot join: their messages carry another fingerprint.
+            h.update(enc.fingerprint)
+        else:
+            h.update(struct.pack(">dd", enc.clip, enc.scale))
         h.update(self.graph.describe())
         if self.malicious and self.identities is not None:
             # The pinned keys are part of what every party must agree on.
@@ -330,10 +401,74 @@ class SecAggConfig:
             n=n,
             threshold=t,
             dim=operator.index(dim),
-            quantization=quant,
+            encoding=quant,
             graph=graph,
             session=sid,
             max_weight=operator.index(max_weight),
+            threat=threat,
+            identities=pinned,
+        )
+
+    @classmethod
+    def for_distributed_dp(
+        cls,
+        dp: DistributedDpConfig,
+        *,
+        protocol: Literal["secagg", "secagg+"] = "secagg+",
+        threat: ThreatModel | None = None,
+        threshold: int | None = None,
+        session: bytes | None = None,
+        graph_seed: bytes | None = None,
+        identities: PinnedIdentities | Sequence[bytes] | None = None,
+    ) -> SecAggConfig:
+        """Secure aggregation of ``dp``'s encoded vectors, directly in Z_2^b.
+
+        ``n = dp.n_clients``, ``dim = dp.padded_dim`` and ``b = dp.modulus_bits``; the
+        clients' inputs are `securecomp.dp.encode_update` values (``uint64`` below
+        ``2^b``) and `SecAggResult.aggregate` is their sum modulo ``2^b``, for
+        `securecomp.dp.decode_sum`. The threshold is at least ``dp.min_survivors`` (see
+        `securecomp.secagg.dp_binding` for why and for the graph choice), and the DP
+        configuration's fingerprint is bound into this configuration's.
+
+        Parameters
+        ----------
+        dp : DistributedDpConfig
+            The agreed distributed-DP parameters.
+        protocol : {"secagg+", "secagg"}
+            Harary graph (its degree raised until a neighbourhood holds ``min_survivors``,
+            up to the complete graph) or the complete graph.
+        threat : ThreatModel, optional
+            Its corrupt count must equal ``dp.corrupt_count`` and its dropout budget leave
+            at least ``dp.min_survivors`` clients. Default: ``dp.corrupt_count`` corrupt
+            clients and ``n - dp.min_survivors`` dropouts, semi-honest server.
+        threshold : int, optional
+            Must be ``>= dp.min_survivors`` and meet ``threat``; chosen if omitted.
+        session, graph_seed, identities
+            As for `create` (identity keys against a malicious server).
+
+        Raises
+        ------
+        ParameterError
+            A threshold below ``dp.min_survivors``, a threat model inconsistent with
+            ``dp``, or no graph meeting both.
+        """
+        if not isinstance(dp, DistributedDpConfig):
+            raise ParameterError("dp must be a securecomp.dp.DistributedDpConfig")
+        threat = threat if threat is not None else dp_threat(dp)
+        if not isinstance(threat, ThreatModel):
+            raise ParameterError("threat must be a ThreatModel")
+        if isinstance(identities, PinnedIdentities) or identities is None:
+            pinned = identities
+        else:
+            pinned = PinnedIdentities(list(identities))
+        graph, t = choose_dp_graph(dp, protocol, threat, threshold=threshold, graph_seed=graph_seed)
+        return cls(
+            n=dp.n_clients,
+            threshold=t,
+            dim=dp.padded_dim,
+            encoding=dp,
+            graph=graph,
+            session=session if session is not None else secrets.token_bytes(SESSION_BYTES),
             threat=threat,
             identities=pinned,
         )
@@ -366,7 +501,7 @@ class SecAggConfig:
             n=n,
             threshold=threshold,
             dim=dim,
-            quantization=quantization,
+            encoding=quantization,
             graph=graph,
             session=session if session is not None else secrets.token_bytes(SESSION_BYTES),
             max_weight=max_weight,

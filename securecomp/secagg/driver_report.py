@@ -29,7 +29,7 @@ from securecomp.net.stats import CommStats, Counts
 from securecomp.secagg.config import SecAggConfig
 from securecomp.secagg.messages import SERVER, AnyStage, Stage
 from securecomp.secagg.server import SecAggResult, SecAggServer
-from securecomp.secagg.simulator import RejectedMessage, record_client_leakage
+from securecomp.secagg.simulator import RejectedMessage, input_metrics, record_client_leakage
 
 __all__ = ["STAGES", "DriverResult", "TrafficCounter", "build_report"]
 
@@ -172,6 +172,7 @@ def build_report(
             "server_seconds": sum(server_seconds.values()),
             "rejected_messages": rejected,
             "client_aborts": sorted(client_aborts),
+            **input_metrics(config),
         }
     )
     if extra:

@@ -7,8 +7,10 @@ neither may pickle (DESIGN.md section 5), so this module gives the few formats t
 
 * `encode_config` / `decode_config`: a `SecAggConfig` as a msgpack map of its defining
   values (the Harary graph by its degree and 32-byte label seed, from which every party
-  rebuilds the same graph; a malicious-server template by its degree alone) and, against a
-  malicious server, the pinned identity public keys. A decoded configuration must
+  rebuilds the same graph; a malicious-server template by its degree alone; the input
+  encoding as the quantization's clip, scale and modulus, or the distributed-DP
+  configuration's defining values) and, against a malicious server, the pinned identity
+  public keys. A decoded configuration must
   reproduce the fingerprint sent alongside it, so a codec mismatch or a corrupted blob is
   refused rather than silently yielding other parameters;
 * `encode_inputs` / `decode_inputs`: several clients' quantized vectors as one raw
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from securecomp.crypto.ed25519 import PUBLIC_KEY_BYTES as IDENTITY_KEY_BYTES
+from securecomp.dp.config import DistributedDpConfig
 from securecomp.encoding.quantize import QuantizationParams
 from securecomp.errors import MalformedMessageError, ParameterError
 from securecomp.secagg.config import SecAggConfig, container_dtype
@@ -48,13 +51,15 @@ __all__ = [
     "unpack_batch",
 ]
 
-_CONFIG_VERSION = 2
+_CONFIG_VERSION = 3
 _CONFIG_KEYS = frozenset(
     {
-        "v", "n", "t", "dim", "clip", "scale", "bits", "degree", "seed", "session", "w",
-        "threat", "identities",
+        "v", "n", "t", "dim", "enc", "degree", "seed", "session", "w", "threat", "identities",
     }
 )
+# Tags of the input encoding ("enc": [tag, values...]).
+_QUANTIZED = "quantized"
+_DISTRIBUTED_DP = "distributed-dp"
 _LEN = struct.Struct("<I")
 
 
@@ -62,15 +67,13 @@ def encode_config(config: SecAggConfig) -> bytes:
     """The defining values of ``config`` as msgpack bytes (see `decode_config`)."""
     if not isinstance(config, SecAggConfig):
         raise ParameterError("config must be a SecAggConfig")
-    q, g, th = config.quantization, config.graph, config.threat
+    g, th = config.graph, config.threat
     body = {
         "v": _CONFIG_VERSION,
         "n": config.n,
         "t": config.threshold,
         "dim": config.dim,
-        "clip": q.clip,
-        "scale": q.scale,
-        "bits": q.modulus_bits,
+        "enc": _encode_encoding(config),
         "degree": g.degree,
         "seed": g.seed if g.seed is not None else b"",
         "session": config.session,
@@ -88,6 +91,55 @@ def encode_config(config: SecAggConfig) -> bytes:
     return out
 
 
+def _encode_encoding(config: SecAggConfig) -> list[Any]:
+    dp = config.dp
+    if dp is None:
+        q = config.quantization
+        return [_QUANTIZED, q.clip, q.scale, q.modulus_bits]
+    # The defining values only; the derived ones are recomputed (and re-checked) on decoding.
+    return [
+        _DISTRIBUTED_DP,
+        dp.mechanism,
+        dp.dim,
+        dp.l2_clip,
+        dp.noise_stddev,
+        dp.scale,
+        dp.modulus_bits,
+        dp.n_clients,
+        dp.min_survivors,
+        dp.corrupt_count,
+        dp.beta,
+        dp.wrap_bits,
+        dp.neighbouring,
+    ]
+
+
+def _decode_encoding(enc: Any) -> QuantizationParams | DistributedDpConfig:
+    if type(enc) is not list or not enc:
+        raise ParameterError("the input encoding must be a non-empty list")
+    tag, values = enc[0], enc[1:]
+    if tag == _QUANTIZED and len(values) == 3:
+        clip, scale, bits = values
+        return QuantizationParams(clip=clip, scale=scale, modulus_bits=bits)
+    if tag == _DISTRIBUTED_DP and len(values) == 12:
+        mech, dim, clip, stddev, scale, bits, n, survivors, corrupt, beta, wrap, nb = values
+        return DistributedDpConfig(
+            mechanism=mech,
+            dim=dim,
+            l2_clip=clip,
+            noise_stddev=stddev,
+            scale=scale,
+            modulus_bits=bits,
+            n_clients=n,
+            min_survivors=survivors,
+            corrupt_count=corrupt,
+            beta=beta,
+            wrap_bits=wrap,
+            neighbouring=nb,
+        )
+    raise ParameterError(f"unknown input encoding {tag!r} with {len(values)} values")
+
+
 def decode_config(data: bytes, fingerprint: bytes) -> SecAggConfig:
     """Rebuild a configuration and check it against the ``fingerprint`` it must have.
 
@@ -100,7 +152,7 @@ def decode_config(data: bytes, fingerprint: bytes) -> SecAggConfig:
     """
     try:
         body = msgpack.unpackb(
-            data, raw=False, strict_map_key=True, max_array_len=8, max_map_len=16
+            data, raw=False, strict_map_key=True, max_array_len=16, max_map_len=16
         )
     except Exception as exc:  # msgpack raises several types; all mean "not well formed"
         raise MalformedMessageError(f"configuration blob is not msgpack: {exc}") from None
@@ -142,9 +194,7 @@ def _build(body: dict[str, Any]) -> SecAggConfig:
         n=n,
         threshold=body["t"],
         dim=body["dim"],
-        quantization=QuantizationParams(
-            clip=body["clip"], scale=body["scale"], modulus_bits=body["bits"]
-        ),
+        encoding=_decode_encoding(body["enc"]),
         graph=graph,
         session=body["session"],
         max_weight=body["w"],

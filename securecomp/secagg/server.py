@@ -561,11 +561,13 @@ class SecAggServer:
         aggregate = acc.result().astype(np.uint64)
         reduce_bits(aggregate, cfg.bits)
         self._acc = None
-        self.leakage.record(
-            "server",
-            f"sum of the inputs of the {len(alive)} surviving clients",
-            Stage.UNMASKING.value,
-        )
+        what = f"sum of the inputs of the {len(alive)} surviving clients"
+        if cfg.dp is not None:
+            what = (
+                f"sum modulo 2^{cfg.bits} of the DP-encoded ({cfg.dp.mechanism}) inputs of the "
+                f"{len(alive)} surviving clients"
+            )
+        self.leakage.record("server", what, Stage.UNMASKING.value)
         self.leakage.record(
             "server",
             "self-mask seeds of surviving clients and mask keys of clients dropped after "

@@ -76,6 +76,7 @@ __all__ = [
     "SecAggSimulation",
     "SimulationResult",
     "dropouts",
+    "input_metrics",
     "record_client_leakage",
     "simulate",
 ]
@@ -424,6 +425,7 @@ class SecAggSimulation:
             "rejected_messages": len(self.rejected),
             "client_aborts": sorted(self.client_aborts),
         }
+        metrics.update(input_metrics(cfg))
         report.metrics.update(metrics)
         return report
 
@@ -454,6 +456,20 @@ def record_client_leakage(ledger: LeakageLedger, config: SecAggConfig) -> None:
             "the survivor set U3 and the signers of its certificate",
             ActiveStage.CONSISTENCY_CHECK.value,
         )
+
+
+def input_metrics(config: SecAggConfig) -> dict[str, Any]:
+    """How the inputs were encoded, for any driver's report: ``"quantized"`` (the sum
+    cannot wrap) or ``"distributed-dp"`` with the mechanism and the log2 bound on the
+    aggregate wrapping modulo ``2^b`` (a failure event for the DP accountant's delta)."""
+    dp = config.dp
+    if dp is None:
+        return {"inputs": "quantized"}
+    return {
+        "inputs": "distributed-dp",
+        "dp_mechanism": dp.mechanism,
+        "log2_wrap_probability": dp.log2_wrap_probability,
+    }
 
 
 def reply_stage(stage: AnyStage, stages: tuple[AnyStage, ...] = _STAGES) -> AnyStage:

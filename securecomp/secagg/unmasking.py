@@ -40,8 +40,10 @@ _LIMBS = limbs_for(SECRET_BYTES)
 class SecAggResult:
     """The server's output: ``sum_{u in survivors} x_u mod 2^b``.
 
-    Invariant: ``aggregate == (sum of the survivors' quantized inputs) mod 2^b`` and, by the
-    configuration's no-wrap check, `dequantized` is that sum over ``scale`` exactly.
+    Invariant: ``aggregate == (sum of the survivors' inputs) mod 2^b``. For quantized
+    inputs, by the configuration's no-wrap check, `dequantized` is that sum over ``scale``
+    exactly. For DP-encoded inputs (``config.dp``) it is the ring element to pass to
+    `securecomp.dp.decode_sum` (with the round's rotation).
     """
 
     config: SecAggConfig
@@ -51,7 +53,13 @@ class SecAggResult:
 
     def dequantized(self) -> npt.NDArray[np.float64]:
         """The sum of the survivors' inputs as floats (divide by ``len(survivors)`` for the
-        mean)."""
+        mean).
+
+        Raises
+        ------
+        ParameterError
+            For DP-encoded inputs: decode with `securecomp.dp.decode_sum` instead.
+        """
         n = max(len(self.survivors), 1) * self.config.max_weight
         return dequantize(self.aggregate, n, self.config.quantization)
 

@@ -37,7 +37,7 @@ def make_config(
         n=n,
         threshold=t,
         dim=dim,
-        quantization=quant,
+        encoding=quant,
         graph=graph,
         session=session,
         max_weight=max_weight,

@@ -23,7 +23,7 @@ def test_configuration_that_could_wrap_is_refused() -> None:
     quant = QuantizationParams(clip=1.0, scale=2.0**10, modulus_bits=16)
     with pytest.raises(EncodingOverflowError):
         SecAggConfig(
-            n=100, threshold=51, dim=4, quantization=quant, graph=complete_graph(100), session=b"s"
+            n=100, threshold=51, dim=4, encoding=quant, graph=complete_graph(100), session=b"s"
         )
     with pytest.raises(EncodingOverflowError):
         make_config(10, bits=12, max_weight=4)  # weights count too
@@ -45,7 +45,7 @@ def test_threat_model_is_enforced() -> None:
             n=10,
             threshold=3,
             dim=4,
-            quantization=quant,
+            encoding=quant,
             graph=complete_graph(10),
             session=b"s",
             threat=ThreatModel(corrupt_fraction=0.3),
@@ -56,7 +56,7 @@ def test_threat_model_is_enforced() -> None:
             n=10,
             threshold=7,
             dim=4,
-            quantization=quant,
+            encoding=quant,
             graph=complete_graph(10),
             session=b"s",
             threat=ThreatModel(dropout_fraction=0.4),

@@ -65,7 +65,7 @@ def malicious_config(
         n=n,
         threshold=t,  # type: ignore[arg-type]
         dim=dim,
-        quantization=quant,
+        encoding=quant,
         graph=graph,
         session=b"malicious-tests",
         threat=threat,

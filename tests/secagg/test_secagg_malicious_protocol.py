@@ -58,7 +58,7 @@ def _config(n: int, *, degree: int | None = None, threshold: int | None = None, 
         n=n,
         threshold=t,
         dim=dim,
-        quantization=quant,
+        encoding=quant,
         graph=graph,
         session=b"malicious-protocol",
         threat=threat,
@@ -224,7 +224,7 @@ def test_modes_do_not_mix() -> None:
     with pytest.raises(ParameterError, match="model_hash"):
         SecAggServer(cfg)
     plain = SecAggConfig(
-        n=4, threshold=3, dim=cfg.dim, quantization=cfg.quantization, graph=complete_graph(4),
+        n=4, threshold=3, dim=cfg.dim, encoding=cfg.quantization, graph=complete_graph(4),
         session=cfg.session,
     )
     with pytest.raises(ParameterError, match="malicious"):

@@ -197,7 +197,7 @@ def test_config_with_identities_and_template_travels_as_bytes() -> None:
 def test_bad_or_missing_advertisement_signatures_are_refused_by_the_server() -> None:
     keys, pinned = _pinned(5)
     cfg = SecAggConfig(
-        n=5, threshold=3, dim=4, quantization=SecAggConfig.create(5, 4, clip=1.0, scale_bits=8)
+        n=5, threshold=3, dim=4, encoding=SecAggConfig.create(5, 4, clip=1.0, scale_bits=8)
         .quantization, graph=complete_graph(5), session=b"s", threat=_malicious(),
         identities=pinned,
     )
