@@ -41,6 +41,7 @@ def _open(args: argparse.Namespace) -> ConsentRegistry:
 def _report(reg: ConsentRegistry, args: argparse.Namespace) -> None:
     report = reg.report(args.user)
     if args.json:
+        summary = report.budget_summary()
         data = {
             "user_id": report.user_id,
             "pseudonym": report.pseudonym,
@@ -48,7 +49,10 @@ def _report(reg: ConsentRegistry, args: argparse.Namespace) -> None:
             "active_purposes": {p.value: at for p, at in report.active_purposes.items()},
             "rounds": {p.value: list(r) for p, r in report.rounds.items()},
             "budget": {"epsilon": report.budget.epsilon, "delta": report.budget.delta},
-            "spent": {"epsilon": report.spent[0], "delta": report.spent[1]},
+            # Strings ("unbounded", "not meaningful") where rounds had no DP guarantee.
+            "spent": summary["budget_spent"],
+            "remaining": summary["budget_remaining"],
+            "rounds_without_dp": summary["rounds_without_dp"],
             "notices": list(report.notices),
         }
         print(json.dumps(data, indent=2, ensure_ascii=False))

@@ -19,12 +19,19 @@ consent and on the data it covers:
   (Art. 5(2), Art. 30);
 * a user gets a report (Art. 15) and an export of everything held about them (Art. 20).
 
+Privacy budgets are per user and only differential privacy spends them
+(`securecomp.federated.budget`). A round without a DP guarantee is recorded as such
+(``record_participation(..., dp=False)``): it is not a zero-cost entry, and a user who took
+part in one is told that their budget does not bound what it revealed (the report's spent
+epsilon is "unbounded" and its remaining budget "not meaningful").
+
 Typical round, seen from the trainer::
 
     reg = ConsentRegistry.open("consent.db", PseudonymKey.load("consent.key"))
-    cohort = reg.select(Purpose.TRAINING, round=7, k=50, cost=(0.1, 1e-7))
+    prices = {p: accountant.cost(p, event) for p in candidates}   # per user
+    cohort = reg.select(Purpose.TRAINING, round=7, k=50, cost=prices)
     survivors = run_secure_aggregation(cohort)          # drop-outs are simply absent
-    reg.record_participation(Purpose.TRAINING, 7, survivors, epsilon=0.1, delta=1e-7)
+    reg.record_participation(Purpose.TRAINING, 7, survivors, cost=prices)
 
 Threat model: the registry is run by the data controller (the server side) and trusted with
 raw identifiers. The registry file is not pseudonymised: its ``users`` table holds every raw
@@ -56,7 +63,14 @@ from securecomp.errors import (
     ParameterError,
 )
 from securecomp.federated import rounds, store
-from securecomp.federated.budget import PrivacyBudget, check_cost, total_spent
+from securecomp.federated.budget import (
+    Cost,
+    PrivacyBudget,
+    check_cost,
+    participation_prices,
+    price_function,
+    total_spent,
+)
 from securecomp.federated.pseudonym import PseudonymKey
 from securecomp.federated.purpose import Purpose
 from securecomp.federated.report import UserReport, build_export, build_report
@@ -101,9 +115,11 @@ class ConsentRegistry:
     """Per-user, per-purpose consent, round selection, participation and budget ledger.
 
     Invariants: a user is selected for a round only with active consent for its purpose at
-    selection time; participation is recorded only for users selected for that round; a
-    user's ledger never sums past their budget; the audit log only grows and holds no raw
-    identifier. Create instances with `ConsentRegistry.open`.
+    selection time (and, given a cost, enough budget for their own price); participation is
+    recorded only for users selected for that round, all of a round with or all without a
+    differential-privacy guarantee; a user's ledger never sums past their budget; the audit
+    log only grows and holds no raw identifier. Create instances with
+    `ConsentRegistry.open`.
     """
 
     def __init__(
@@ -345,13 +361,22 @@ class ConsentRegistry:
     # --- the trainer's side (pseudonyms) -----------------------------------------------------
 
     def eligible(
-        self, purpose: Purpose | str, round: int, *, cost: tuple[float, float] | None = None
+        self, purpose: Purpose | str, round: int, *, cost: Cost | None = None
     ) -> list[str]:
         """Pseudonyms that may be selected for ``round`` of ``purpose`` (sorted).
 
-        A user is eligible with active consent for the purpose now, and, when ``cost`` (the
-        round's (epsilon, delta)) is given, enough budget left to pay it. Round numbers of a
-        purpose strictly increase: a past or already selected round raises `ParameterError`.
+        A user is eligible with active consent for the purpose now, and, when ``cost`` is
+        given, enough budget left to pay their price. Round numbers of a purpose strictly
+        increase: a past or already selected round raises `ParameterError`.
+
+        Parameters
+        ----------
+        purpose, round : the round asked about.
+        cost : the round's price: one ``(epsilon, delta)`` for everyone, a mapping
+            ``pseudonym -> (epsilon, delta) or None``, or a function of the pseudonym
+            returning the price or None. A user the mapping lacks or maps to None, or for
+            whom the function returns None, has no price to pay and is not eligible.
+            None: no budget check (a round without differential privacy).
         """
         purpose = Purpose.parse(purpose)
         round = rounds.check_round(round)
@@ -361,9 +386,10 @@ class ConsentRegistry:
                 f"{purpose.value} round {round} is not after the last selected round {last}; "
                 "round numbers strictly increase"
             )
+        price_of = None if cost is None else price_function(cost)
         rows = rounds.consenting(self._conn, purpose)
-        if cost is not None:
-            rows = rounds.affordable(self._conn, rows, check_cost(*cost))
+        if price_of is not None:
+            rows = rounds.affordable(self._conn, rows, price_of)
         return [p for _, p in rows]
 
     def select(
@@ -372,11 +398,13 @@ class ConsentRegistry:
         round: int,
         *,
         k: int | None = None,
-        cost: tuple[float, float] | None = None,
+        cost: Cost | None = None,
     ) -> list[str]:
         """Select up to ``k`` eligible users (all if ``k`` is None) and record the cohort.
 
-        The sample is drawn with `secrets.SystemRandom`. Returns the pseudonyms, sorted.
+        Eligibility is that of `eligible` (``cost`` likewise: one price, or a price per
+        pseudonym), so the cohort holds exactly users who can pay their own price. The
+        sample is drawn with `secrets.SystemRandom`. Returns the pseudonyms, sorted.
         """
         purpose = Purpose.parse(purpose)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
@@ -416,32 +444,52 @@ class ConsentRegistry:
         *,
         epsilon: float = 0.0,
         delta: float = 0.0,
+        cost: Cost | None = None,
+        dp: bool = True,
     ) -> None:
-        """Record who contributed to ``round`` and charge each the round's (epsilon, delta).
+        """Record who contributed to ``round`` and charge each their price.
 
         All or nothing: if any pseudonym was not selected for this round, or was already
-        recorded, or cannot afford the cost, nothing is written. A user who withdrew after
-        the round was selected may still be recorded (withdrawal takes effect from the next
-        round); a user purged meanwhile may not, so purge between rounds.
+        recorded, or cannot afford their price, nothing is written. A user who withdrew
+        after the round was selected may still be recorded (withdrawal takes effect from
+        the next round); a user purged meanwhile may not, so purge between rounds.
+
+        Parameters
+        ----------
+        purpose, round, pseudonyms : the round and the users whose updates it aggregated.
+        epsilon, delta : one price for everyone (with ``dp``).
+        cost : instead of ``epsilon``/``delta``, a price per pseudonym (as in `eligible`);
+            every participant must have one.
+        dp : whether the round's output has a differential-privacy guarantee. With
+            ``dp=False`` nothing is charged (no finite price bounds such a round) and the
+            participation is recorded as *without* a guarantee, so the user's report says
+            their budget does not bound it; give no ``epsilon``, ``delta`` or ``cost``.
 
         Raises
         ------
         ConsentError
             A pseudonym is unknown or was not selected for this round.
         BudgetExceededError
-            The cost would take a user past their budget; the ledger is unchanged.
+            A price would take a user past their budget; the ledger is unchanged.
+        ParameterError
+            Both ``cost`` and ``epsilon``/``delta`` given, a price with ``dp=False``, a
+            participant without a price, or a round recorded partly with and partly
+            without a DP guarantee.
         """
         purpose = Purpose.parse(purpose)
         round = rounds.check_round(round)
-        price = check_cost(epsilon, delta)
+        price_of = participation_prices(epsilon, delta, cost, dp)
         at = self._now()
         with store.transaction(self._conn) as conn:
             refs = rounds.resolve(self._conn, pseudonyms)
             rounds.check_selected(self._conn, refs, purpose, round)
-            rounds.charge(self._conn, refs, purpose, round, price, at)
+            rounds.check_guarantee(self._conn, refs, purpose, round, dp)
+            prices = rounds.price_each(price_of, refs)
+            rounds.charge(self._conn, refs, purpose, round, prices, at)
             conn.executemany(
-                "INSERT INTO participation (purpose, round, user_ref, at) VALUES (?, ?, ?, ?)",
-                [(purpose.value, round, ref, at) for ref in refs.values()],
+                "INSERT INTO participation (purpose, round, user_ref, at, dp_guarantee) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(purpose.value, round, ref, at, int(dp)) for ref in refs.values()],
             )
             store.append_audit(
                 conn,
@@ -449,7 +497,7 @@ class ConsentRegistry:
                 "round_recorded",
                 purpose=purpose.value,
                 round=round,
-                detail={"participants": len(refs), "epsilon": price[0], "delta": price[1]},
+                detail=rounds.round_detail(prices, dp),
             )
 
     def spend(
@@ -479,22 +527,59 @@ class ConsentRegistry:
             refs = rounds.resolve(self._conn, [pseudonym])
             if purpose not in rounds.active_purposes(self._conn, refs[pseudonym]):
                 raise ConsentError(f"{pseudonym!r} has no active consent for {purpose.value}")
-            rounds.charge(self._conn, refs, purpose, round, price, at)
+            rounds.charge(self._conn, refs, purpose, round, {pseudonym: price}, at)
 
     def spent(self, pseudonym: str) -> tuple[float, float]:
-        """Total (epsilon, delta) recorded for the user."""
+        """Total (epsilon, delta) recorded for the user by mechanisms with a DP guarantee.
+
+        Rounds without one are not in this sum (nothing bounds them); see
+        ``rounds_of(..., dp=False)``.
+        """
         ref = rounds.resolve(self._conn, [pseudonym])[pseudonym]
         return total_spent(rounds.ledgers(self._conn, [ref])[ref])
 
-    def rounds_of(self, pseudonym: str, purpose: Purpose | str) -> list[int]:
-        """Rounds of ``purpose`` the user participated in, ascending."""
+    def budget_of(self, pseudonym: str) -> PrivacyBudget:
+        """The user's total (epsilon, delta) budget (as set by `set_budget` or the default).
+
+        Raises
+        ------
+        ConsentError
+            The pseudonym is unknown (never enrolled, purged, or under a rotated key).
+        """
+        ref = rounds.resolve(self._conn, [pseudonym])[pseudonym]
+        return rounds.budgets(self._conn, [ref])[ref]
+
+    def remaining(self, pseudonym: str) -> tuple[float, float]:
+        """Budget left for DP spending, ``budget - spent`` per component, floored at zero.
+
+        For planning and display: the registry's own check at selection and charge time
+        (the ledger summed with the price, `securecomp.federated.budget.fits`) decides, and
+        may differ from ``price <= remaining`` by a rounding step at the boundary. Rounds
+        without a DP guarantee do not reduce it, and it does not bound them: the user's
+        report says so.
+        """
+        budget = self.budget_of(pseudonym)
+        eps, dlt = self.spent(pseudonym)
+        return max(0.0, budget.epsilon - eps), max(0.0, budget.delta - dlt)
+
+    def rounds_of(
+        self, pseudonym: str, purpose: Purpose | str, *, dp: bool | None = None
+    ) -> list[int]:
+        """Rounds of ``purpose`` the user participated in, ascending.
+
+        ``dp`` True (False) keeps only the rounds with (without) a differential-privacy
+        guarantee; None keeps all.
+        """
         purpose = Purpose.parse(purpose)
+        if dp is not None and not isinstance(dp, bool):
+            raise ParameterError(f"dp must be True, False or None, got {dp!r}")
         ref = rounds.resolve(self._conn, [pseudonym])[pseudonym]
         rows = self._conn.execute(
-            "SELECT round FROM participation WHERE user_ref = ? AND purpose = ? ORDER BY round",
+            "SELECT round, dp_guarantee FROM participation WHERE user_ref = ? AND purpose = ? "
+            "ORDER BY round",
             (ref, purpose.value),
         )
-        return [int(r) for (r,) in rows]
+        return [int(r) for r, g in rows if dp is None or bool(g) == dp]
 
     # --- housekeeping ------------------------------------------------------------------------
 

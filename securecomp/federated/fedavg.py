@@ -11,26 +11,28 @@ One round ``r``, seen from the server (`FedAvgTrainer.run_round`):
 1. *Selection* (`securecomp.federated.consent`): users with active consent for
    ``Purpose.TRAINING`` whose privacy budget can pay the round. Under DP the price of a
    round differs per user (the increment of their composed guarantee,
-   `securecomp.federated.privacy`), so the trainer asks the registry which users can pay
-   each price, then lets it draw the cohort (up to ``clients_per_round``) and record it.
-   Users who withdrew (or were purged) are not eligible from the next round on, unless
-   they opt in again; users whose budget cannot pay are not selected, or, if the
-   registry's draw includes them, left out of the round.
+   `securecomp.federated.privacy`), so the trainer prices every reachable user and hands
+   the registry that price list: it draws the cohort (up to ``clients_per_round``) among
+   exactly the users who can pay their own price, and records it. Users who withdrew (or
+   were purged) are not eligible from the next round on, unless they opt in again; users
+   whose budget cannot pay are not selected (`RoundRecord.left_out_for_budget`).
 2. *Local training* on each participant's device (`Device.local_update`): a few epochs of
    gradient descent from the global model; the device returns ``local - global`` only.
 3. *Secure aggregation* (`securecomp.federated.aggregation`): SecAgg+ in the in-process
    simulator, optionally with distributed DP. The server obtains the (noisy) mean of the
    survivors' clipped updates and a `CostReport` (bytes per client).
 4. *Accounting*: participation of the survivors is recorded in the registry with each
-   survivor's price (all or nothing per price group: an unaffordable spend raises
+   survivor's own price, in one all-or-nothing call (an unaffordable spend raises
    `BudgetExceededError` and leaves the ledger unchanged).
 5. *Update*: ``w <- w + server_learning_rate * mean``.
 
 A round that cannot be run safely (too few affordable participants for the DP noise, or a
 secure-aggregation abort) changes neither the model nor any ledger; its record says
-"skipped" or "aborted" and why. Without DP, rounds are recorded with a zero charge:
-secure aggregation hides individual updates but the aggregate carries no
-differential-privacy guarantee, and `FedAvgResult.epsilon` is infinite.
+"skipped" or "aborted" and why. Without DP, participation is recorded as having *no*
+differential-privacy guarantee (never as a zero charge, which would claim perfect privacy):
+secure aggregation hides individual updates but the aggregate carries no such guarantee,
+`FedAvgResult.epsilon` is infinite, and each participant's report says their budget does
+not bound those rounds.
 
 Threat model: that of the aggregator (semi-honest server colluding with at most the threat
 model's corrupt fraction of clients; see `securecomp.secagg`), plus the DP guarantee of
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -136,6 +138,8 @@ class RoundRecord:
 
     ``epsilon_max`` is the largest cumulative epsilon of any user after the round (at the
     DP delta); 0 before anyone was charged, inf without DP once anyone participated.
+    ``left_out_for_budget`` counts the users with consent and a reachable device whose
+    budget could not pay their price for the round (they were not selected).
     """
 
     round: int
@@ -247,16 +251,17 @@ class FedAvgTrainer:
     def _price(
         self, accountant: UserLevelAccountant, pool: list[str], event: PrivacyEvent, r: int
     ) -> tuple[dict[str, tuple[float, float]], set[str]]:
-        """Each pooled user's price, and who can pay it (asked of the registry)."""
+        """Each pooled user's price, and who can pay it (asked of the registry, in one call).
+
+        Users whose composed guarantee would be vacuous get no price, so the registry
+        treats them as unable to pay.
+        """
         prices: dict[str, tuple[float, float]] = {}
         for p in pool:
             cost = accountant.cost(p, event)
             if cost is not None:
                 prices[p] = cost
-        affordable: set[str] = set()
-        for cost in set(prices.values()):
-            able = set(self.registry.eligible(Purpose.TRAINING, r, cost=cost))
-            affordable |= {p for p, c in prices.items() if c == cost and p in able}
+        affordable = set(self.registry.eligible(Purpose.TRAINING, r, cost=prices))
         return prices, affordable
 
     def _plan(
@@ -266,7 +271,7 @@ class FedAvgTrainer:
         k = self.config.clients_per_round
         n = len(pool) if k is None else min(k, len(pool))
         if not isinstance(self.aggregator, DpSecAggAggregator) or self.accountant is None:
-            return None, {p: (0.0, 0.0) for p in pool}, set(pool), n
+            return None, {}, set(pool), n  # no DP: nothing to price
         cfg: DistributedDpConfig | None = None
         prices: dict[str, tuple[float, float]] = {}
         affordable: set[str] = set()
@@ -296,22 +301,18 @@ class FedAvgTrainer:
         online = [p for p in self.registry.eligible(Purpose.TRAINING, r) if p in self.devices]
         online = [p for p in online if not self.devices[p].erased]
         cfg, prices, affordable, n_plan = self._plan(online, r)
-        floor = None
-        if cfg is not None and affordable:
-            # Componentwise least price: every affordable user passes the registry's filter.
-            floor = (
-                min(prices[p][0] for p in affordable),
-                min(prices[p][1] for p in affordable),
-            )
         k = None if self.config.clients_per_round is None else n_plan
-        if self.accountant is not None and (cfg is None or not affordable):
-            k = 0  # nobody can pay for a sound round: select no one
-        chosen = self.registry.select(Purpose.TRAINING, r, k=k, cost=floor)
+        if self.accountant is not None:
+            # The registry draws among exactly the users who can pay their own price; with
+            # no sound plan the price list is empty and nobody is selected.
+            chosen = self.registry.select(Purpose.TRAINING, r, k=k, cost=prices)
+        else:
+            chosen = self.registry.select(Purpose.TRAINING, r, k=k)
         self.selected[r] = tuple(chosen)
         participants = [p for p in chosen if p in affordable]
         if cfg is not None:
             participants = participants[: cfg.n_clients]  # the DP plan's most summands
-        left_out = sum(1 for p in chosen if p in self.devices and p not in affordable)
+        left_out = sum(1 for p in online if p not in affordable)
 
         def record(
             status: str, outcome: AggregationOutcome | None = None, survivors: int = 0
@@ -360,12 +361,14 @@ class FedAvgTrainer:
         prices: dict[str, tuple[float, float]],
         cfg: DistributedDpConfig | None,
     ) -> None:
-        groups: dict[tuple[float, float], list[str]] = {}
-        for p in survivors:
-            groups.setdefault(prices.get(p, (0.0, 0.0)), []).append(p)
-        for (eps, dlt), members in sorted(groups.items()):
+        if self.accountant is None:
+            # No DP: the registry records that these rounds have no guarantee, so the users'
+            # reports say their budget does not bound them (not "0 epsilon spent").
+            self.registry.record_participation(Purpose.TRAINING, r, survivors, dp=False)
+        else:
+            # Each survivor pays their own price, all or nothing in one transaction.
             self.registry.record_participation(
-                Purpose.TRAINING, r, members, epsilon=eps, delta=dlt
+                Purpose.TRAINING, r, survivors, cost={p: prices[p] for p in survivors}
             )
         if self.accountant is not None and cfg is not None:
             self.last_event = cfg.privacy_event()
@@ -385,6 +388,33 @@ class FedAvgTrainer:
             return 0.0
         cost = UserLevelAccountant(self.config.dp.delta).cost("", cfg.privacy_event())
         return math.inf if cost is None else cost[0]
+
+    def exhausted(self, pseudonyms: Iterable[str] | None = None) -> list[str]:
+        """Users who could not pay one more round like the last one that updated the model.
+
+        Each user's price for `last_event` is compared with what their budget has left
+        (`ConsentRegistry.remaining`); a user whose guarantee would become vacuous counts
+        too. Their training is over unless their budget is raised. A planning figure: the
+        registry's check at selection decides each round. Empty without DP or before the
+        first DP round.
+
+        Parameters
+        ----------
+        pseudonyms : the users to check (default: every contributor the registry still
+            knows, i.e. not forgotten).
+        """
+        if self.accountant is None or self.last_event is None:
+            return []
+        if pseudonyms is None:
+            pseudonyms = {p for c in self.contributors.values() for p in c}
+            pseudonyms = [p for p in pseudonyms if p in self._participated]
+        out: list[str] = []
+        for p in sorted(set(pseudonyms)):
+            cost = self.accountant.cost(p, self.last_event)
+            left = self.registry.remaining(p)
+            if cost is None or cost[0] > left[0] or cost[1] > left[1]:
+                out.append(p)
+        return out
 
     # --- the run -----------------------------------------------------------------------------
 

@@ -4,28 +4,35 @@ These functions run inside the registry's transactions and take row ids (``ref``
 leave the registry; the registry's public methods speak pseudonyms. Selection follows the
 rule of GDPR Art. 6(1)(a): a user's data is used for a purpose only with active consent for
 that purpose; the budget check follows `securecomp.federated.budget` (checked before any
-write, so a refusal leaves the ledger unchanged).
+write, so a refusal leaves the ledger unchanged). Prices are per user (`PriceOf`): users with
+different histories pay different increments of their composed guarantee in the same round
+(`securecomp.federated.privacy`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from securecomp.errors import BudgetExceededError, ConsentError, ParameterError
-from securecomp.federated.budget import PrivacyBudget, fits
+from securecomp.federated.budget import PriceOf, PrivacyBudget, fits
 from securecomp.federated.purpose import Purpose
 
 __all__ = [
     "active_purposes",
+    "affordable",
     "budgets",
     "charge",
+    "check_guarantee",
     "check_round",
     "check_selected",
     "consenting",
     "last_round",
     "ledgers",
+    "price_each",
     "resolve",
+    "round_detail",
 ]
 
 # The latest consent event of each (user, purpose) decides; a purpose is active when that
@@ -117,12 +124,20 @@ def budgets(conn: sqlite3.Connection, refs: Iterable[int]) -> dict[int, PrivacyB
 
 
 def affordable(
-    conn: sqlite3.Connection, rows: list[tuple[int, str]], price: tuple[float, float]
+    conn: sqlite3.Connection, rows: list[tuple[int, str]], price_of: PriceOf
 ) -> list[tuple[int, str]]:
-    """The subset of ``rows`` whose budget can pay ``price`` on top of their ledger."""
+    """The subset of ``rows`` whose budget can pay their own price on top of their ledger.
+
+    A user ``price_of`` has no price for (None) cannot be charged, so is left out.
+    """
     refs = [r for r, _ in rows]
     entries, limits = ledgers(conn, refs), budgets(conn, refs)
-    return [(r, p) for r, p in rows if fits(entries[r], price, limits[r])]
+    out: list[tuple[int, str]] = []
+    for r, p in rows:
+        price = price_of(p)
+        if price is not None and fits(entries[r], price, limits[r]):
+            out.append((r, p))
+    return out
 
 
 def check_selected(
@@ -152,33 +167,96 @@ def check_selected(
             )
 
 
+def check_guarantee(
+    conn: sqlite3.Connection, refs: dict[str, int], purpose: Purpose, round: int, dp: bool
+) -> None:
+    """Refuse mixing rounds with and without a DP guarantee in one round's participation.
+
+    One aggregate either carries a differential-privacy guarantee or not; recording part of
+    a round each way means one of the two calls is wrong, and the user report would then
+    understate (or overstate) what the round reveals.
+    """
+    row = conn.execute(
+        "SELECT dp_guarantee FROM participation WHERE purpose = ? AND round = ? LIMIT 1",
+        (purpose.value, round),
+    ).fetchone()
+    if row is not None and bool(row[0]) != dp and refs:
+        had = "with" if row[0] else "without"
+        raise ParameterError(
+            f"{purpose.value} round {round} was recorded {had} a differential-privacy "
+            "guarantee; record all its participants the same way"
+        )
+
+
 def charge(
     conn: sqlite3.Connection,
     refs: dict[str, int],
     purpose: Purpose,
     round: int | None,
-    price: tuple[float, float],
+    prices: Mapping[str, tuple[float, float]],
     at: str,
 ) -> None:
-    """Append ``price`` to every user's ledger, or raise before writing anything.
+    """Append each user's price (``prices[pseudonym]``) to their ledger, or raise first.
 
     Raises
     ------
     BudgetExceededError
-        Some user cannot afford ``price``; no entry is written for anyone.
+        Some user cannot afford their price; no entry is written for anyone.
     """
     entries, limits = ledgers(conn, refs.values()), budgets(conn, refs.values())
-    over = [p for p, r in refs.items() if not fits(entries[r], price, limits[r])]
+    over = [p for p, r in refs.items() if not fits(entries[r], prices[p], limits[r])]
     if over:
-        shown = ", ".join(repr(p) for p in over[:3]) + (" ..." if len(over) > 3 else "")
+        shown = ", ".join(
+            f"{p!r} (epsilon={prices[p][0]:g}, delta={prices[p][1]:g})" for p in over[:3]
+        ) + (" ..." if len(over) > 3 else "")
         raise BudgetExceededError(
-            f"spending (epsilon={price[0]:g}, delta={price[1]:g}) would exceed the privacy "
-            f"budget of {len(over)} user(s): {shown}; leave them out of this round"
+            f"spending would exceed the privacy budget of {len(over)} user(s): {shown}; "
+            "leave them out of this round"
         )
-    if price == (0.0, 0.0):
-        return
     conn.executemany(
         "INSERT INTO budget_ledger (user_ref, purpose, round, epsilon, delta, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [(r, purpose.value, round, price[0], price[1], at) for r in refs.values()],
+        # A zero price adds nothing to the sum: no entry, as before.
+        [
+            (r, purpose.value, round, prices[p][0], prices[p][1], at)
+            for p, r in refs.items()
+            if prices[p] != (0.0, 0.0)
+        ],
     )
+
+
+def price_each(price_of: PriceOf, refs: Mapping[str, int]) -> dict[str, tuple[float, float]]:
+    """Every participant's price; each must have one.
+
+    Raises
+    ------
+    ParameterError
+        A participant has no price (``price_of`` returned None).
+    """
+    prices: dict[str, tuple[float, float]] = {}
+    for p in refs:
+        price = price_of(p)
+        if price is None:
+            raise ParameterError(
+                f"no price given for {p!r}: price every participant, or leave it out"
+            )
+        prices[p] = price
+    return prices
+
+
+def round_detail(prices: Mapping[str, tuple[float, float]], dp: bool) -> dict[str, Any]:
+    """The audit detail of a recorded round: how many, and what it cost (no pseudonyms)."""
+    detail: dict[str, Any] = {"participants": len(prices), "dp": dp}
+    if not dp:
+        return detail  # no price: the round has no DP guarantee
+    distinct = set(prices.values())
+    if len(distinct) <= 1:
+        eps, dlt = distinct.pop() if distinct else (0.0, 0.0)
+        detail.update(epsilon=eps, delta=dlt)
+    else:
+        detail.update(
+            epsilon_max=max(e for e, _ in distinct),
+            delta_max=max(d for _, d in distinct),
+            distinct_prices=len(distinct),
+        )
+    return detail

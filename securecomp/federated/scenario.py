@@ -167,9 +167,6 @@ class _Population:
     trainers: set[str]
     strict: set[str]
 
-    def budget(self, cfg: ScenarioConfig, pseudonym: str) -> float:
-        return cfg.strict_epsilon if pseudonym in self.strict else cfg.budget_epsilon
-
 
 def _enrol(
     cfg: ScenarioConfig, reg: ConsentRegistry, rng: np.random.Generator, report: ScenarioReport
@@ -282,7 +279,6 @@ def _absent(reg: ConsentRegistry, pseudonym: str) -> bool:
 def _privacy(
     cfg: ScenarioConfig,
     reg: ConsentRegistry,
-    pop: _Population,
     trainer: FedAvgTrainer,
     report: ScenarioReport,
 ) -> None:
@@ -296,15 +292,14 @@ def _privacy(
         abs(spent[p][0] - eps[p]) <= 1e-9 * max(1.0, eps[p]) and spent[p][1] <= cfg.delta
         for p in contributors
     )
+    # Budgets as the registry holds them (not as the scenario meant to set them).
+    budgets = {p: reg.budget_of(p) for p in contributors}
     report.checks["no user over budget"] = all(
-        spent[p][0] <= pop.budget(cfg, p) for p in contributors
+        spent[p][0] <= budgets[p].epsilon and spent[p][1] <= budgets[p].delta
+        for p in contributors
     )
     # Users who could not pay one more round like the last one: their training is over.
-    exhausted = 0
-    if trainer.last_event is not None:
-        for p in contributors:
-            cost = acct.cost(p, trainer.last_event)
-            exhausted += cost is None or spent[p][0] + cost[0] > pop.budget(cfg, p)
+    exhausted = len(trainer.exhausted(contributors))
     values = sorted(eps.values())
     report.privacy.update(
         {
@@ -398,7 +393,7 @@ def run_scenario(
         pop = _enrol(cfg, reg, rng, report)
         notify(f"{cfg.users} users enrolled")
         trainer = _train(cfg, reg, pop, rng, report, notify)
-        _privacy(cfg, reg, pop, trainer, report)
+        _privacy(cfg, reg, trainer, report)
         _cost(report)
         strict = sorted(p for p in pop.strict if p in trainer.devices)
         if strict:

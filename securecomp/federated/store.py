@@ -59,7 +59,9 @@ __all__ = [
 ]
 
 #: Version of the table layout below; a file of any other version is refused on open.
-SCHEMA_VERSION = 1
+#: Version 2 added ``participation.dp_guarantee`` (whether a round had a differential-privacy
+#: guarantee); a version 1 file cannot say, so it is refused rather than guessed about.
+SCHEMA_VERSION = 2
 
 #: SQLite ``application_id`` header field (offset 68) marking a consent registry: "SCCR".
 APPLICATION_ID = 0x53434352
@@ -106,10 +108,11 @@ CREATE TABLE selections (
 );
 CREATE INDEX selections_by_user ON selections (user_ref);
 CREATE TABLE participation (
-    purpose  TEXT NOT NULL,
-    round    INTEGER NOT NULL,
-    user_ref INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    at       TEXT NOT NULL,
+    purpose      TEXT NOT NULL,
+    round        INTEGER NOT NULL,
+    user_ref     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    at           TEXT NOT NULL,
+    dp_guarantee INTEGER NOT NULL CHECK (dp_guarantee IN (0, 1)),
     PRIMARY KEY (purpose, round, user_ref),
     FOREIGN KEY (purpose, round) REFERENCES rounds(purpose, round)
 );
@@ -158,6 +161,9 @@ _TABLES = frozenset(
         "audit",
     }
 )
+#: Columns added after version 1, checked on open: a file that claims the current version
+#: but lacks them was edited by hand, and would fail later in the middle of a round.
+_COLUMNS = {"participation": frozenset({"dp_guarantee"})}
 _TRIGGERS = frozenset(
     {
         "audit_append_only_update",
@@ -346,11 +352,24 @@ def _check_or_initialise(
     if row is None:
         raise _malformed(name, "the schema version is missing")
     if row[0] != str(SCHEMA_VERSION):
+        version = str(row[0])
+        older = version.isdigit() and int(version) < SCHEMA_VERSION
+        hint = (
+            "an older file is not migrated: its rounds do not record whether they had a "
+            "differential-privacy guarantee; read it with the release that wrote it"
+            if older
+            else "a newer file needs a newer securecomp"
+        )
         raise _malformed(
             name,
             f"schema version {row[0]!r}, this release reads version {SCHEMA_VERSION} only "
-            "(a newer file needs a newer securecomp)",
+            f"({hint})",
         )
+    for table, wanted in _COLUMNS.items():
+        # The table name is a constant of this module, never input.
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if wanted - have:
+            raise _malformed(name, f"columns missing from {table}: {sorted(wanted - have)}")
 
 
 def _initialise(conn: sqlite3.Connection, meta: Mapping[str, str]) -> None:

@@ -147,3 +147,22 @@ def test_module_runs_as_a_subprocess(registry: tuple[Path, Path, str], tmp_path:
     assert "Traceback" not in bad.stderr
     usage = _module("consent", "revoke")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_report_of_rounds_without_dp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reg, _ = new_registry(tmp_path)
+    nym = reg.opt_in("ida", Purpose.TRAINING)
+    reg.select(Purpose.TRAINING, 0)
+    reg.record_participation(Purpose.TRAINING, 0, [nym], dp=False)
+    reg.close()
+    db = str(tmp_path / "consent.db")
+    assert run(["consent", "report", "ida", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "spent     unbounded: 1 round without a differential-privacy guarantee" in out
+    assert "remaining not meaningful" in out and "does not bound" in out
+    assert run(["consent", "report", "ida", "--db", db, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["spent"]["epsilon"] == "unbounded"
+    assert data["remaining"] == {"epsilon": "not meaningful", "delta": "not meaningful"}
+    assert data["rounds_without_dp"] == {"training": [0]}
+    assert any("without a differential-privacy guarantee" in n for n in data["notices"])

@@ -221,7 +221,10 @@ def test_budget_spent_user_stops_and_ledger_equals_accountant(tmp_path: Path) ->
     assert reg.rounds_of(strict, Purpose.TRAINING) == [0]
     assert [r.participants for r in trainer.history] == [10, 9, 9]
     # The registry does not even select the user whose budget cannot pay the next round.
-    assert trainer.history[1].selected == 9 and trainer.history[1].left_out_for_budget == 0
+    assert trainer.history[1].selected == 9 and trainer.history[1].left_out_for_budget == 1
+    assert all(strict not in trainer.selected[r] for r in (1, 2))
+    assert trainer.exhausted() == [strict]
+    assert reg.remaining(strict)[0] == pytest.approx(0.2 * one_round, rel=1e-9)
     # The ledger of a user in every round is the composed guarantee of the rounds' events.
     other = sorted(trainer.devices)[1]
     aggregator = trainer.aggregator
@@ -310,3 +313,66 @@ def test_nobody_selected_when_no_budget_can_pay(tmp_path: Path) -> None:
     with raw(tmp_path / "consent.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM selections").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM budget_ledger").fetchone()[0] == 0
+
+
+def test_training_without_dp_is_recorded_as_without_guarantee(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)
+    devices, ids = _devices(reg, 5, seed=11)
+    cfg = FedAvgConfig(rounds=2, local=SPEC, aggregator="plain", threat=NO_THREAT)
+    trainer = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(3))
+    assert trainer.fit().completed_rounds == 2
+    with raw(tmp_path / "consent.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM budget_ledger").fetchone()[0] == 0
+        assert conn.execute("SELECT DISTINCT dp_guarantee FROM participation").fetchall() == [
+            (0,)
+        ]
+    for p in trainer.contributors[0]:
+        assert reg.rounds_of(p, Purpose.TRAINING, dp=False) == [0, 1]
+        assert reg.rounds_of(p, Purpose.TRAINING, dp=True) == []
+        rep = reg.report(ids[p])
+        assert not rep.bounded and rep.remaining is None and math.isinf(rep.epsilon_spent)
+        assert "spent     unbounded: 2 rounds without" in rep.render()
+        assert any("2 rounds without a differential-privacy guarantee" in n for n in rep.notices)
+        export = reg.export(ids[p])
+        assert export["budget_spent"]["epsilon"] == "unbounded"
+        assert export["budget_remaining"]["epsilon"] == "not meaningful"
+        assert export["rounds_without_dp"] == {"training": [0, 1]}
+    recorded = [e["detail"] for e in reg.audit_log() if e["event"] == "round_recorded"]
+    assert recorded == [{"participants": 5, "dp": False}] * 2
+
+
+def test_dp_selection_follows_each_users_own_price(tmp_path: Path) -> None:
+    reg, _ = new_registry(tmp_path)
+    devices, _ = _devices(reg, 6, seed=12)
+    dp = DpSettings(noise_multiplier=3.0, l2_clip=1.0, delta=1e-5)
+    cfg = FedAvgConfig(rounds=2, local=SPEC, threat=NO_THREAT, dp=dp)
+    trainer = FedAvgTrainer(reg, devices, cfg, rng=np.random.default_rng(4))
+    assert trainer.run_round().status == "ok"
+    veterans = sorted(devices)
+    # Two newcomers: a first round costs the whole delta, which only one of them can pay.
+    # Every veteran's price (an epsilon increment, no delta) is below the newcomers', so
+    # any single price applied to all would let both in or keep a veteran out.
+    rng = np.random.default_rng(13)
+    newcomers = {}
+    for name, delta in (("new-ok", 1e-5), ("new-short", 5e-6)):
+        p = reg.opt_in(name, Purpose.TRAINING)
+        reg.set_budget(name, PrivacyBudget(10.0, delta))
+        newcomers[name] = p
+        trainer.devices[p] = Device(p, rng.normal(size=(30, 5)), rng.integers(0, 2, 30))
+    assert reg.remaining(newcomers["new-short"]) == (10.0, 5e-6)
+    rec = trainer.run_round()
+    assert rec.status == "ok" and rec.left_out_for_budget == 1
+    assert set(trainer.selected[1]) == {*veterans, newcomers["new-ok"]}
+    assert newcomers["new-short"] not in trainer.selected[1]
+    # Each paid their own price in one recorded round: deltas once, increments after.
+    assert reg.spent(newcomers["new-ok"])[1] == pytest.approx(1e-5)
+    assert reg.spent(newcomers["new-short"]) == (0.0, 0.0)
+    acct = trainer.accountant
+    assert acct is not None
+    for p in [*veterans, newcomers["new-ok"]]:
+        assert reg.spent(p)[0] == pytest.approx(acct.epsilon(p), rel=1e-12)
+        assert reg.spent(p)[1] == pytest.approx(1e-5)
+    assert reg.spent(veterans[0])[0] > reg.spent(newcomers["new-ok"])[0]
+    recorded = [e["detail"] for e in reg.audit_log() if e["event"] == "round_recorded"]
+    assert recorded[1]["participants"] == 7 and recorded[1]["distinct_prices"] == 2
+    assert trainer.exhausted() == []  # budgets of 10 pay many more rounds like these
