@@ -32,10 +32,12 @@ s)_k`` is ``(scale n c)^2 / d'``-subgaussian (`securecomp.dp.rotation`); the noi
 - 1 - n``, a union bound over the ``d'`` coordinates of the tail bounds of
 `securecomp.dp.tails` bounds the probability that some coordinate leaves ``[-2^(b-1),
 2^(b-1))``, i.e. wraps. Set-up refuses (`ParameterError`) any configuration where this
-exceeds ``2^-wrap_bits`` (default 2^-40); `create` picks the smallest ``b`` or the largest
-scale that meets it. The bound assumes the inputs do not depend on the round's rotation
-signs and that all summands follow the protocol (a corrupt client can always spoil the
-aggregate). The sampled noise is truncated, which only lightens its tails.
+exceeds ``2^-wrap_bits`` (default and floor 2^-40; a looser ``wrap_bits`` raises
+`InsecureParameterError` outside ``securecomp.params.insecure_test_parameters()``);
+`create` picks the smallest ``b`` or the largest scale that meets it. The bound assumes
+the inputs do not depend on the round's rotation signs and that all summands follow the
+protocol (a corrupt client can always spoil the aggregate). The sampled noise is
+truncated, which only lightens its tails.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from securecomp.dp.tails import (
     subgaussian_norm_bound,
 )
 from securecomp.errors import ParameterError
+from securecomp.params import check_statistical_security
 
 __all__ = [
     "DEFAULT_BETA",
@@ -162,7 +165,9 @@ class DistributedDpConfig:
     beta : float
         Conditional-rounding parameter (`securecomp.dp.rounding`).
     wrap_bits : int
-        The wrap-around probability of one aggregate must be at most ``2^-wrap_bits``.
+        The wrap-around probability of one aggregate must be at most ``2^-wrap_bits``:
+        at least 40 (`securecomp.params.STATISTICAL_SECURITY_BITS`, the default), smaller
+        only inside ``securecomp.params.insecure_test_parameters()``.
     neighbouring : {"zero_out", "replace"}
         What neighbouring inputs are (see `Neighbouring`).
     """
@@ -204,7 +209,8 @@ class DistributedDpConfig:
         set_(self, "n_clients", n)
         set_(self, "min_survivors", _int("min_survivors", self.min_survivors, 1, n))
         set_(self, "corrupt_count", _int("corrupt_count", self.corrupt_count, 0, n - 1))
-        set_(self, "wrap_bits", _int("wrap_bits", self.wrap_bits, 1, 128))
+        # Below 2^-40 per aggregate only inside insecure_test_parameters() (the shared floor).
+        set_(self, "wrap_bits", check_statistical_security(self.wrap_bits, "wrap_bits"))
         honest = self.min_survivors - self.corrupt_count
         if honest < 1:
             raise ParameterError(

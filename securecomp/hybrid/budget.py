@@ -1,36 +1,59 @@
 """Parameters of HE <-> MPC conversions: mask widths, flooding, modulus budget, precision.
 
-Every conversion hides a value ``|y| <= B`` under a mask drawn over the integers (or over
-a float grid for CKKS) with ``sigma`` bits of statistical slack: the distribution seen by
-the party that decrypts differs between any two admissible values by at most
-``2^-sigma`` in statistical distance (sigma = 40 by default,
-`securecomp.params.STATISTICAL_SECURITY_BITS`). This module computes, for each direction,
-the widths, the flooding noise and what they cost:
+Every conversion hides a value ``|y| <= B`` under a mask drawn uniformly over a grid of
+integers (or of multiples of ``2^-g`` for CKKS) with ``sigma`` bits of statistical slack:
+the key holder's views of any two admissible values are within statistical distance
+``2^-sigma`` per value (sigma = 40 by default, `securecomp.params.STATISTICAL_SECURITY_BITS`,
+and never below it outside ``insecure_test_parameters()``: `check_statistical_security`).
+This module computes, for each direction, the widths, the flooding noise and what they
+cost:
 
 * **Masks.** Integers: ``r`` uniform in ``[0, 2^(beta + 1 + sigma))`` for ``|X| < 2^beta``
-  (`integer_mask_bits`). CKKS: ``M`` uniform on ``2^(sigma + b - 52) Z`` within
-  ``[-2^(sigma + b), 2^(sigma + b)]`` for ``|y| + noise <= 2^b`` (`ckks_mask_exponent`):
-  the finest grid float64 can hold at that magnitude.
-* **CKKS flooding** (`ckks_flooding`). The decrypted CKKS error carries the evaluator's
-  private operands (``e_x W`` for a client's encryption error ``e_x``). Before the key
-  holder decrypts, the evaluator adds discrete Gaussian noise to the real *and imaginary*
-  parts of every slot (all ``N`` real dimensions of the plaintext the key holder can
-  compute), sized as in `securecomp.he.ckks.release` (Li, Micciancio, Schultz, Sorrell,
-  CRYPTO 2022): ``sigma_n = t sqrt(q N C / 2) 2^(sigma / 2)`` for an error bound ``t``,
-  ``C`` ciphertexts per conversion and ``q`` conversions under the key, i.e. KL
-  divergence at most ``2^-sigma`` in total.
+  (`integer_mask_bits`). CKKS: every slot ``j`` of every ciphertext gets
+  ``M_j = K_j 2^-g``, ``K_j`` uniform in ``[-2^(sigma + b + g), 2^(sigma + b + g))``, with
+  ``2^b >= B + t + z sigma_n`` and the grid ``2^-g`` at the CKKS unit (``g = scale``); the
+  mask is added as an *exact* plaintext polynomial (`securecomp.hybrid.embedding`), never
+  through float64.
+* **CKKS hiding and flooding** (`ckks_flooding`). The key holder's view is the integer
+  polynomial ``V = m + P_M + P_n`` (plus a fresh encryption of zero, independent of
+  everything): ``m`` the computed plaintext, ``sigma(m) / Delta = a = y + error``;
+  ``P_M = round(Delta sigma^-1(M))``, computed exactly (within ``1/2 + 2^-20`` per
+  coefficient); ``P_n`` a discrete Gaussian ``D_{Z^N, sigma_c}`` on the coefficients, so
+  on the real and imaginary parts of every slot (all ``N`` real dimensions the key holder
+  can compute). The simulated view ``V_0 = P_M + P_n`` depends on nothing secret. Split
+  each slot: ``Re a_j = G_j + phi_j`` with ``G_j`` on the grid ``2^-g`` and
+  ``|phi_j| <= 2^-(g+1)``, ``|Im a_j| <= t``. By linearity ``m + P_M = P_(M+G) + D`` with
+  ``D`` an *integer* vector, ``|D|_2 <= sqrt(2) Delta (t + 2^-(g+1)) + (1 + 2^-19)
+  sqrt(N)`` (Parseval, ``|sigma(e)|_2 = sqrt(N) |e|_2``, for the residual ``phi + i Im a``,
+  plus the two encoding roundings). Then (1) for integer shifts the divergence is exact,
+  ``KL(D + D_{Z^N,s} || D_{Z^N,s}) = |D|^2 / (2 sigma_c^2)``, additive over the ``C``
+  ciphertexts of a conversion and the ``q`` conversions under the key, and
+  ``sigma_c = |D| sqrt(q C / 2) 2^(sigma / 2)`` bounds it by ``2^-sigma`` in total (the
+  convention of `securecomp.he.ckks.release`: Li, Micciancio, Schultz, Sorrell,
+  CRYPTO 2022); (2) ``M + G`` is the uniform box shifted by ``|G_j| 2^g <= (B + t) 2^g +
+  1/2`` of its ``2^(sigma + b + g + 1)`` points: statistical distance at most
+  ``2^-(sigma + 1)`` per slot. So ``V`` is that close to ``V_0``, and the views of two
+  admissible values are ``2^-sigma`` apart per slot (``k 2^-sigma`` for ``k`` slots by a
+  union bound). The ``sqrt(2)`` in ``|D|`` also covers a real error of size ``t``: the
+  flooding that a value revealed later needs (Li and Micciancio, EUROCRYPT 2021). Per slot
+  and real dimension the noise has standard deviation ``sigma_n = sigma_c sqrt(N / 2) /
+  Delta`` and is ``sigma_n``-subgaussian. A mask on a coarser grid (the float64 grid
+  ``2^(sigma + b - 52)``, say) would put residuals up to half of that grid into ``D``: the
+  noise would have to be sized for them, or ``z mod grid`` shows the low bits of ``y``.
 * **CKKS modulus budget** (`ckks_budget_bits`, `plan_ckks_conversion`). The masked value
   needs ``scale + sigma + b + 3`` bits of modulus at the ciphertext's level (value, sign,
-  gain and rounding margin) where a plain decryption needs ``scale + log2 B + 2``: a
-  ciphertext that ends its computation at the last prime alone (``q_0 <= 60`` bits) has no
-  room for a 40-bit mask at any useful scale. `plan_ckks_conversion` therefore keeps
-  ``e`` extra scale-size primes in the chain, unused by the computation, so that the
-  converted ciphertext still holds ``q_0 ... q_e``.
-* **Precision.** CKKS decodes in float64, so a masked value of magnitude ``2^(sigma + b)``
-  comes back with an absolute error of about ``2^(sigma + b - 52)`` (measured below
-  ``2^(sigma + b - 49)`` including the encoder's FFT); add the CKKS error ``t``, the
-  flooding tail ``z sigma_n`` (``z = sqrt(2 ln 2 (sigma + 1))``) and one ulp ``2^-f`` of
-  fixed-point rounding. Integer (Paillier) conversions are exact up to that ulp.
+  and a factor two the key holder uses to detect a corrupted ciphertext) where a plain
+  decryption needs ``scale + log2 B + 2``: a ciphertext that ends its computation at the
+  last prime alone (``q_0 <= 60`` bits) has no room for a 40-bit mask at any useful
+  scale. `plan_ckks_conversion` therefore keeps ``e`` extra scale-size primes in the
+  chain, unused by the computation, so that the converted ciphertext still holds
+  ``q_0 ... q_e``.
+* **Precision.** Both parties compute exactly (the key holder decodes its plaintext with
+  `securecomp.hybrid.embedding`), so no float64 error of the ``2^(sigma + b)`` magnitude
+  enters: ``|share sum - y| <= t + z sigma_n + N / Delta + 2^-f`` except with probability
+  ``2^-sigma`` per value (``z = sqrt(2 ln 2 (sigma + 1))``; ``N / Delta`` bounds the
+  coefficient rounding of the mask's encoding; one ulp ``2^-f`` for the two roundings to
+  fixed point). Integer (Paillier) conversions are exact up to that ulp.
 * **Z_2^64 room for shares -> HE.** The bounded re-sharing opens ``X + r`` inside Z_2^64,
   so ``beta + 1 + sigma <= 62`` with ``beta = bits(B 2^f)``: ``B <= 2^(21 - f)`` at the
   defaults (32 for f = 16).
@@ -42,12 +65,14 @@ import math
 from dataclasses import dataclass
 
 from securecomp.errors import EncodingOverflowError, ParameterError
-from securecomp.he.ckks.gaussian import MAX_SIGMA
+from securecomp.he.ckks.gaussian import MAX_SIGMA, DiscreteGaussian
 from securecomp.he.ckks.release import flooding_std
+from securecomp.hybrid.embedding import GUARD_BITS
 from securecomp.params import (
     HE_STANDARD_POLY_DEGREES,
     STATISTICAL_SECURITY_BITS,
     CKKSParameters,
+    check_statistical_security,
     max_log_q,
     validate_ckks,
 )
@@ -57,10 +82,8 @@ __all__ = [
     "MARGIN_BITS",
     "RESHARE_LIMIT_BITS",
     "CKKSFlooding",
-    "check_sigma",
     "ckks_budget_bits",
     "ckks_flooding",
-    "ckks_mask_exponent",
     "integer_mask_bits",
     "plan_ckks_conversion",
     "reshare_bits",
@@ -68,27 +91,20 @@ __all__ = [
     "tail_sigmas",
 ]
 
-#: Bits of modulus kept above the masked value: sign, the gain correction and rounding.
+#: Bits of modulus kept above the mask ``2^(sigma + b)``: the value and noise on top of it,
+#: the sign, and a factor two below which the key holder recognizes a sound plaintext.
 MARGIN_BITS = 3
-#: The float64 decoding error bound, in bits above ``2^(sigma + b - 52)``.
+#: The float64 error bound of a re-shared magnitude, in bits above ``2^(beta + sigma - 52)``.
 FLOAT_SLACK_BITS = 3
+#: Twice the exact encoder's error beyond the half-unit rounding (`embedding.GUARD_BITS`).
+_ENCODE_SLACK = 2.0 ** (1 - GUARD_BITS)
 #: Largest ``bits(|X + r|)`` the bounded re-sharing may open inside Z_2^64.
 RESHARE_LIMIT_BITS = 62
 
 
-def check_sigma(sigma: int) -> int:
-    """Validate the statistical hiding parameter (an int in [20, 128]; default 40)."""
-    if isinstance(sigma, bool) or not isinstance(sigma, int) or not 20 <= sigma <= 128:
-        raise ParameterError(
-            f"sigma={sigma!r}: statistical hiding needs an int in [20, 128] bits "
-            f"({STATISTICAL_SECURITY_BITS} is the library default)"
-        )
-    return sigma
-
-
 def tail_sigmas(sigma: int) -> float:
     """``z`` with ``P(|N(0, 1)| > z) <= 2^-sigma`` (``2 exp(-z^2 / 2) = 2^-sigma``)."""
-    return math.sqrt(2.0 * math.log(2.0) * (check_sigma(sigma) + 1))
+    return math.sqrt(2.0 * math.log(2.0) * (check_statistical_security(sigma, "sigma") + 1))
 
 
 def integer_mask_bits(beta: int, sigma: int = STATISTICAL_SECURITY_BITS) -> int:
@@ -99,7 +115,7 @@ def integer_mask_bits(beta: int, sigma: int = STATISTICAL_SECURITY_BITS) -> int:
     """
     if isinstance(beta, bool) or not isinstance(beta, int) or beta < 0:
         raise ParameterError(f"beta must be a non-negative int, got {beta!r}")
-    return beta + 1 + check_sigma(sigma)
+    return beta + 1 + check_statistical_security(sigma, "sigma")
 
 
 def reshare_bits(bound: float, frac_bits: int, sigma: int = STATISTICAL_SECURITY_BITS) -> int:
@@ -114,7 +130,7 @@ def reshare_bits(bound: float, frac_bits: int, sigma: int = STATISTICAL_SECURITY
     if not b > 0 or not math.isfinite(b):
         raise ParameterError(f"bound must be a positive finite number, got {bound!r}")
     beta = math.ceil(math.ldexp(b, frac_bits)).bit_length()
-    if beta + 1 + check_sigma(sigma) > RESHARE_LIMIT_BITS:
+    if beta + 1 + check_statistical_security(sigma, "sigma") > RESHARE_LIMIT_BITS:
         limit = math.ldexp(1.0, RESHARE_LIMIT_BITS - 2 - sigma - frac_bits)
         raise EncodingOverflowError(
             f"re-sharing |x| <= {b:g} at {frac_bits} fractional bits with a {sigma}-bit mask "
@@ -131,15 +147,10 @@ def reshare_precision(beta: int, frac_bits: int, sigma: int = STATISTICAL_SECURI
     About ``2^(beta + sigma - f - 52)`` from float64 (the conversion of ``X + r`` and
     SEAL's encoder), with `FLOAT_SLACK_BITS` of margin, plus one ulp ``2^-f``.
     """
-    s = check_sigma(sigma)
+    s = check_statistical_security(sigma, "sigma")
     return math.ldexp(1.0, beta + s - frac_bits - 52 + FLOAT_SLACK_BITS) + math.ldexp(
         1.0, -frac_bits
     )
-
-
-def ckks_mask_exponent(b: int, sigma: int = STATISTICAL_SECURITY_BITS) -> int:
-    """Grid exponent ``e = sigma + b - 52`` of the CKKS mask ``M = k 2^e``, ``|k| <= 2^52``."""
-    return check_sigma(sigma) + int(b) - 52
 
 
 def ckks_budget_bits(params: CKKSParameters, level: int) -> float:
@@ -163,21 +174,26 @@ class CKKSFlooding:
     Attributes
     ----------
     noise_std : float
-        ``sigma_n``, standard deviation of the flooding noise per real dimension (value
-        units).
+        ``sigma_n``: standard deviation of the flooding noise in each slot, real and
+        imaginary part alike (value units; the noise is ``sigma_n``-subgaussian there).
     noise_units : float
-        The same in integer units of ``2^-scale_bits`` (the discrete Gaussian's target).
+        ``sigma_c``: parameter of the discrete Gaussian added to each plaintext coefficient
+        (integer units), as the sampler delivers it (at least its target).
     mask_bits : int
-        ``b``: ``|y| + noise`` is below ``2^b``; the mask spans ``[-2^(sigma+b), 2^(sigma+b)]``.
+        ``b``: ``|y| + error + noise`` is below ``2^b``; each slot's mask is uniform on the
+        multiples of ``2^-grid_bits`` in ``[-2^(sigma+b), 2^(sigma+b))``.
+    grid_bits : int
+        ``g``: the mask grid is ``2^-g`` (the CKKS unit ``2^-scale_bits``).
     needed_bits, budget_bits : float
         Modulus bits the masked value needs at the ciphertext's level, and what it has.
     precision : float
-        Bound on ``|share sum - y|`` (except with probability ``2^-sigma``).
+        Bound on ``|share sum - y|`` (except with probability ``2^-sigma`` per value).
     """
 
     noise_std: float
     noise_units: float
     mask_bits: int
+    grid_bits: int
     needed_bits: float
     budget_bits: float
     precision: float
@@ -193,8 +209,12 @@ def ckks_flooding(
     n_conversions: int,
     frac_bits: int,
     sigma: int = STATISTICAL_SECURITY_BITS,
+    gain: float = 1.0,
 ) -> CKKSFlooding:
     """Size the flooding and the mask of a CKKS -> shares conversion, and check the budget.
+
+    Both parties call it with the same public arguments (the key holder to learn the
+    shares' bound); the derivation is in the module docstring.
 
     Parameters
     ----------
@@ -202,7 +222,8 @@ def ckks_flooding(
     level : int
         Rescales the converted ciphertexts went through.
     bound : float
-        Public bound ``B`` on ``|y|`` (the values, before noise).
+        Public bound ``B`` on ``|y|`` (the values, before noise), in *every* slot of the
+        ciphertexts: all slots are masked, the unused ones too.
     error_bound : float
         Bound ``t`` on the decryption error of each slot (canonical embedding), from the
         evaluator's plan of its computation (e.g. `securecomp.params.CKKSNoiseModel`).
@@ -213,28 +234,43 @@ def ckks_flooding(
     frac_bits : int
         Fractional bits of the MPC fixed-point encoding.
     sigma : int
+        Statistical parameter: 40 by default, smaller only inside
+        ``insecure_test_parameters()``.
+    gain : float
+        The ciphertexts' gain (`securecomp.he.ckks.payload.CKKSPayload.gain`): a plaintext
+        coefficient unit is ``2^-scale_bits / gain`` in value units.
 
     Raises
     ------
     ParameterError
         If the masked value does not fit the modulus left at ``level`` (the message gives
         the bits needed), or the flooding noise exceeds the sampler's range.
+    InsecureParameterError
+        If ``sigma < 40`` outside ``insecure_test_parameters()``.
     """
-    s = check_sigma(sigma)
-    t, b_val = float(error_bound), float(bound)
-    for name, v in (("error_bound", t), ("bound", b_val)):
+    s = check_statistical_security(sigma, "sigma")
+    t, b_val, g_val = float(error_bound), float(bound), float(gain)
+    for name, v in (("error_bound", t), ("bound", b_val), ("gain", g_val)):
         if not v > 0 or not math.isfinite(v):
             raise ParameterError(f"{name} must be a positive finite number, got {v!r}")
-    unit = math.ldexp(1.0, params.scale_bits)
-    dims = params.poly_modulus_degree * int(n_ciphertexts)
-    # In units of 2^-scale the worlds differ by t 2^scale plus the encoder's rounding.
-    units = flooding_std(t * unit + 1.0, s=s, n_releases=n_conversions, n_values=dims)
-    if units > MAX_SIGMA:
+    degree = params.poly_modulus_degree
+    grid = params.scale_bits
+    unit = math.ldexp(g_val, params.scale_bits)  # Delta: coefficient units per value unit
+    # Integer shift of the noise per ciphertext (2-norm over the N coefficients): the error
+    # in the imaginary parts and the grid residual in the real parts, through Parseval, and
+    # the coefficient rounding of the mask's exact encoding.
+    shift = math.sqrt(2.0) * unit * (t + math.ldexp(1.0, -grid - 1)) + (
+        1.0 + _ENCODE_SLACK
+    ) * math.sqrt(degree)
+    target = flooding_std(shift, s=s, n_releases=n_conversions, n_values=n_ciphertexts)
+    if target > MAX_SIGMA:
         raise ParameterError(
-            f"the flooding noise would be {units / unit:.3g}, beyond the sampler's range: "
-            "the error bound is too large for this scale; plan a larger scale"
+            f"the flooding noise would be {target * math.sqrt(degree / 2) / unit:.3g} per "
+            "slot, beyond the sampler's range: the error bound is too large for this "
+            "scale; plan a larger scale"
         )
-    noise = units / unit
+    units = DiscreteGaussian(target).sigma  # what the sampler delivers (>= target)
+    noise = units * math.sqrt(degree / 2.0) / unit
     tail = tail_sigmas(s) * noise
     mask_bits = max(0, math.ceil(math.log2(b_val + tail + t)))
     needed = params.scale_bits + s + mask_bits + MARGIN_BITS
@@ -246,9 +282,8 @@ def ckks_flooding(
             f"{list(params.coeff_mod_bit_sizes)} leaves {budget:.1f}; plan the chain with "
             "securecomp.hybrid.plan_ckks_conversion (extra primes kept for the conversion)"
         )
-    float_err = math.ldexp(1.0, s + mask_bits - 52 + FLOAT_SLACK_BITS)
-    precision = t + tail + float_err + math.ldexp(1.0, -frac_bits)
-    return CKKSFlooding(noise, units, mask_bits, float(needed), budget, precision)
+    precision = t + tail + degree / unit + math.ldexp(1.0, -frac_bits)
+    return CKKSFlooding(noise, units, mask_bits, grid, float(needed), budget, precision)
 
 
 def plan_ckks_conversion(
@@ -282,7 +317,7 @@ def plan_ckks_conversion(
         raise ParameterError(f"scale_bits must be an int, got {scale_bits!r}")
     if not 20 <= scale_bits <= 59:
         raise ParameterError(f"scale_bits must be an int in [20, 59], got {scale_bits!r}")
-    s = check_sigma(sigma)
+    s = check_statistical_security(sigma, "sigma")
     b = max(0, math.ceil(math.log2(float(bound)))) + int(noise_bits)
     # q0 holds the inputs at the last level: scale, their magnitude, a sign bit and margin.
     q0 = min(60, scale_bits + 2 + max(0, math.ceil(math.log2(float(input_bound)))))

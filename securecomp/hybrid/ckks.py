@@ -8,21 +8,34 @@ CKKS -> shares (`mask_ckks`, then `unmask_ckks`)
 1. The evaluator sizes the flooding and the mask from public data
    (`securecomp.hybrid.budget.ckks_flooding`: the value bound ``B``, the error bound ``t``
    of its computation, the number of ciphertexts and of conversions under the key).
-2. It draws the mask ``M = k 2^(sigma + b - 52)``, ``k`` uniform in ``[-2^52, 2^52]``
-   (uniform on the finest float64 grid at magnitude ``2^(sigma + b)``), and discrete
-   Gaussian noise of parameter ``sigma_n`` for the real and imaginary parts of every slot
-   (`securecomp.he.ckks.gaussian`), adds a fresh encryption of zero, the mask and the
-   noise (`securecomp.hybrid.flood`), and sends the result. Its share is
-   ``-round(M 2^f) mod 2^64``.
-3. The key holder decrypts ``z = y + M + noise + error`` and takes ``round(z 2^f) mod 2^64``.
+2. For every slot ``j`` of every ciphertext (the unused ones too) it draws the mask
+   ``M_j = K_j 2^-g``, ``K_j`` uniform in ``[-2^(sigma + b + g), 2^(sigma + b + g))`` with
+   ``g = scale_bits``, encodes it *exactly* (`securecomp.hybrid.embedding`: the integer
+   polynomial ``round(Delta sigma^-1(M))``, no float64), adds a discrete Gaussian of
+   parameter ``sigma_c`` to every coefficient (`securecomp.he.ckks.gaussian`), and adds the
+   polynomial to the ciphertext together with a fresh encryption of zero
+   (`securecomp.hybrid.flood`); it sends the result. Its share is
+   ``-round(M 2^f) mod 2^64`` (exact integers).
+3. The key holder decrypts, lifts the plaintext to integer coefficients and decodes it
+   exactly (`securecomp.hybrid.rns`, `securecomp.hybrid.embedding`):
+   ``z = y + error + M + noise``, and takes ``round(z 2^f) mod 2^64``.
 
-Parameters (defaults): mask over ``[-2^(sigma+b), 2^(sigma+b)]`` with ``sigma = 40`` and
-``2^b >= B + t + z sigma_n``: statistical distance ``2^-sigma`` between the key holder's
-views of any two admissible values; flooding ``sigma_n = t sqrt(q N C / 2) 2^(sigma/2)``
-(KL divergence ``2^-sigma`` over all conversions); modulus: ``scale + sigma + b + 3`` bits
-at the ciphertext's level (`plan_ckks_conversion` plans the chain); precision:
-``t + z sigma_n + 2^(sigma + b - 49) + 2^-f`` (float64 decoding of a ``2^(sigma+b)``
-magnitude dominates at sensible scales).
+Hiding (the argument is in `securecomp.hybrid.budget`): a grid mask alone would not do. A
+mask on the multiples of ``2^e`` over a real ``y`` leaves ``z mod 2^e = (y + noise) mod
+2^e``, which shows the low bits of ``y`` unless the noise is wide against ``2^e``. A mask
+on the float64 grid (``e = sigma + b - 52``) encoded by SEAL in float64 is in that
+situation at usual error bounds, and what then hides the low bits is SEAL's rounding
+error, a deterministic function of the mask, not anything a proof can use (the tests show
+the leak once that rounding is taken away). Here the key holder's view is the integer
+polynomial ``m_y + P_M + P_n``: the real part of ``y + error`` rounded to the grid
+``2^-scale`` is absorbed by the mask (statistical distance ``2^-sigma`` per slot between
+any two admissible values), and what is left, the grid residual below ``2^-(scale+1)``,
+the imaginary error and the coefficient rounding, is an integer shift of the Gaussian,
+covered by flooding with KL divergence at most ``2^-sigma`` over all conversions (which
+also floods the real error a later revealed value carries). Modulus:
+``scale + sigma + b + 3`` bits at the ciphertext's level (`plan_ckks_conversion` plans
+the chain). Precision: ``t + z sigma_n + N / Delta + 2^-f``, with no float64 term: at the
+defaults the flooding tail ``z sigma_n`` dominates.
 
 Shares -> CKKS (`reshare_mask`, `reshare_open`, `encrypt_masked`, `unmask_encrypted`)
 -----------------------------------------------------------------------------------
@@ -43,23 +56,25 @@ that error can tell the key holder bits of ``x`` below the stated precision, not
 Flooding (`error_bound` of a later `mask_ckks`) is for the error the evaluator's private
 operands put in the ciphertext.
 
-Threat model: semi-honest key holder and evaluator; the key holder's view is statistically
-independent of the input (masks) and of the evaluator's operands (flooding); the evaluator
-sees only ciphertexts (IND-CPA under RLWE). The error bound must come from the evaluator's
-own plan of its computation.
+Threat model: semi-honest key holder and evaluator; the key holder's view is
+statistically close to independent of the input (masks) and of the evaluator's operands
+(flooding); the evaluator sees only ciphertexts (IND-CPA under RLWE). The error bound
+must come from the evaluator's own plan of its computation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import tenseal.sealapi as sealapi
 
 from securecomp.crypto import AesCtrPrg
-from securecomp.errors import EncodingOverflowError, ParameterError
+from securecomp.errors import EncodingOverflowError, KeyMismatchError, ParameterError
 from securecomp.he.ckks import ELEMENT, CKKSBackend, CKKSContext
 from securecomp.he.ckks.gaussian import DiscreteGaussian
 from securecomp.he.ckks.layouts import (
@@ -73,14 +88,14 @@ from securecomp.he.ckks.payload import payload_of
 from securecomp.hybrid.budget import (
     MARGIN_BITS,
     CKKSFlooding,
-    check_sigma,
     ckks_budget_bits,
     ckks_flooding,
-    ckks_mask_exponent,
 )
-from securecomp.hybrid.flood import mask_and_flood
-from securecomp.hybrid.ring import centered, float_to_ring, ints_to_ring
-from securecomp.params import STATISTICAL_SECURITY_BITS
+from securecomp.hybrid.embedding import decode_real, encode_real
+from securecomp.hybrid.flood import ciphertext_scales, mask_and_flood
+from securecomp.hybrid.ring import centered, ints_to_ring
+from securecomp.hybrid.rns import from_ntt_words, plaintext_words, primes_at
+from securecomp.params import STATISTICAL_SECURITY_BITS, check_statistical_security
 from securecomp.tensor import SecureTensor
 
 __all__ = [
@@ -94,7 +109,6 @@ __all__ = [
     "unmask_encrypted",
 ]
 
-_MASK_SPAN = 1 << 52
 _DEFAULT_LAYOUT = {0: ELEMENT, 1: VECTOR, 2: COLUMN}
 
 
@@ -135,6 +149,23 @@ def _operands(
     return [np.atleast_1d(np.asarray(o, dtype=np.float64)) for o in ops]
 
 
+def _slot_map(tensor: SecureTensor, slots: int) -> list[list[int]]:
+    """For each ciphertext, the flat tensor indices its first slots hold (payload order)."""
+    flat = np.arange(tensor.size, dtype=np.float64).reshape(tensor.shape)  # exact < 2^53
+    ops = _operands(tensor.layout, tensor.shape, flat, slots)
+    return [o.astype(np.int64).tolist() for o in ops]
+
+
+def _uniform_signed(rng: AesCtrPrg, bits: int, count: int) -> npt.NDArray[Any]:
+    """``count`` integers uniform in ``[-2^bits, 2^bits)`` (Python ints, from ``rng``)."""
+    words = (bits + 1 + 63) // 64
+    raw = rng.random_uint64((count, words)).astype(object)
+    acc = raw[:, 0]
+    for w in range(1, words):
+        acc = acc | (raw[:, w] << (64 * w))
+    return (acc & ((1 << (bits + 1)) - 1)) - (1 << bits)
+
+
 def mask_ckks(
     tensor: SecureTensor,
     *,
@@ -150,7 +181,7 @@ def mask_ckks(
     Parameters
     ----------
     tensor : SecureTensor
-        A CKKS tensor (any layout) whose values satisfy ``|y| <= bound``.
+        A CKKS tensor (any layout) whose slots all satisfy ``|y| <= bound``.
     bound : float
         Public bound on the values.
     error_bound : float
@@ -160,7 +191,8 @@ def mask_ckks(
     frac_bits : int
         Fractional bits of the shares (the MPC session's).
     sigma : int
-        Statistical hiding parameter (default 40).
+        Statistical hiding parameter (default 40; smaller only inside
+        ``insecure_test_parameters()``).
     prg : AesCtrPrg, optional
         Randomness for mask and noise (default: fresh from the OS).
 
@@ -174,35 +206,69 @@ def mask_ckks(
     params = backend.params
     flood = ckks_flooding(
         params, p.level, bound=bound, error_bound=error_bound, n_ciphertexts=len(p.cts),
-        n_conversions=n_conversions, frac_bits=frac_bits, sigma=sigma,
+        n_conversions=n_conversions, frac_bits=frac_bits, sigma=sigma, gain=p.gain,
     )
     rng = prg if prg is not None else AesCtrPrg.from_random()
-    exp = ckks_mask_exponent(flood.mask_bits, sigma)
-    k = rng.random_below(2 * _MASK_SPAN + 1, tensor.shape).view(np.int64) - _MASK_SPAN
-    mask = np.ldexp(k.astype(np.float64), exp)  # exact: |k| <= 2^52
-    slots = params.slot_count
     sampler = DiscreteGaussian(flood.noise_units)
-    unit = math.ldexp(1.0, -params.scale_bits)
-    masks = [m * p.gain for m in _operands(tensor.layout, tensor.shape, mask, slots)]
-    noises: list[npt.NDArray[np.complex128]] = []
-    for _ in p.cts:
-        # Real and imaginary parts: the key holder can compute both from its secret key.
-        g = sampler.sample(2 * slots, rng).astype(np.float64) * unit
-        noises.append(((g[:slots] + 1j * g[slots:]) * p.gain).astype(np.complex128))
-    cts = mask_and_flood(backend.kernel, p.cts, masks, noises)
+    degree, grid = params.poly_modulus_degree, flood.grid_bits
+    width = check_statistical_security(sigma, "sigma") + flood.mask_bits + grid
+    ints = [0] * tensor.size
+    polys = []
+    for scale, places in zip(
+        ciphertext_scales(p.cts), _slot_map(tensor, params.slot_count), strict=True
+    ):
+        k = _uniform_signed(rng, width, params.slot_count)
+        delta = Fraction(scale) * Fraction(p.gain)
+        noise = sampler.sample(degree, rng).astype(object)
+        polys.append(encode_real(k, grid, delta, degree) + noise)
+        # -round(M 2^f) = -round(K 2^(f - g)): exact integer arithmetic.
+        shift = grid - frac_bits
+        for flat, kj in zip(places, k[: len(places)].tolist(), strict=True):
+            ints[flat] = -((kj + (1 << (shift - 1))) >> shift) if shift > 0 else -(kj << -shift)
+    cts = mask_and_flood(backend.kernel, p.cts, polys)
     out = backend.wrap(cts, tensor.shape, tensor.layout, p.level, p.gain)
-    # -round(M 2^f) = -k 2^(exp + f): exact integers, reduced modulo 2^64.
-    shift = exp + frac_bits
-    ints = [-(v << shift) if shift >= 0 else -round(v / (1 << -shift)) for v in k.ravel().tolist()]
     return CKKSMasked(out, ints_to_ring(ints, tensor.shape), flood)
 
 
 def unmask_ckks(
     masked: SecureTensor, key: CKKSContext, *, frac_bits: int = 16
 ) -> npt.NDArray[np.uint64]:
-    """Key holder, CKKS -> shares (step 3): ``round(z 2^f) mod 2^64`` of the decryption."""
+    """Key holder, CKKS -> shares (step 3): ``round(z 2^f) mod 2^64`` of the exact decryption.
+
+    Raises
+    ------
+    KeyMismatchError
+        If ``key`` is not the secret context the tensor was encrypted under.
+    EncodingOverflowError
+        If a decrypted plaintext fills its modulus (a corrupted ciphertext or an overflowed
+        mask): nothing is shared.
+    """
     backend = ckks_backend(masked)
-    return float_to_ring(backend.decrypt(masked, key), frac_bits)
+    if not isinstance(key, CKKSContext) or key.fingerprint != backend.fingerprint:
+        raise KeyMismatchError("unmask_ckks needs the secret CKKS context of the tensor's key")
+    if not key.is_private:
+        raise KeyMismatchError("this CKKS context is public: only the key holder can unmask")
+    p = payload_of(masked)
+    seal = key.tenseal_context.data.seal_context()
+    decryptor = sealapi.Decryptor(seal, key.secret_key())
+    ints = [0] * masked.size
+    for ct, places in zip(p.cts, _slot_map(masked, backend.params.slot_count), strict=True):
+        raw = ct.ciphertext()[0]
+        plain = sealapi.Plaintext()
+        decryptor.decrypt(raw, plain)
+        primes = primes_at(seal, raw.parms_id())
+        coeffs = from_ntt_words(plaintext_words(plain), primes)
+        # A masked plaintext stays below Q/4 (MARGIN_BITS); the N coefficients of a corrupted
+        # one are uniform in (-Q/2, Q/2], all below 3Q/8 with probability (3/4)^N.
+        if 8 * max(abs(int(v)) for v in coeffs) > 3 * math.prod(primes):
+            raise EncodingOverflowError(
+                "a decrypted plaintext fills its modulus: the ciphertext is corrupted or the "
+                "mask overflowed its budget; nothing was shared"
+            )
+        delta = Fraction(float(raw.scale)) * Fraction(p.gain)
+        for flat, v in zip(places, decode_real(coeffs, delta, frac_bits, len(places)), strict=True):
+            ints[flat] = v
+    return ints_to_ring(ints, masked.shape)
 
 
 # --- shares -> CKKS ------------------------------------------------------------------------
@@ -224,7 +290,7 @@ def reshare_mask(
     EncodingOverflowError
         If ``beta + 1 + sigma > 62`` (``X + r`` could wrap in Z_2^64).
     """
-    s = check_sigma(sigma)
+    s = check_statistical_security(sigma, "sigma")
     if beta + 1 + s > 62:
         raise EncodingOverflowError(
             f"a {s}-bit mask over {beta}-bit values needs {beta + 1 + s} bits, more than the "

@@ -19,8 +19,9 @@ Steps:
    (`securecomp.hybrid.plan_ckks_conversion`), generates the key, and sends the public
    context and ``Enc(X)`` (column layout: one ciphertext per feature);
 2. the server computes ``Enc(X W + b)`` (one rescale) and its error bound from its own
-   plan (`securecomp.params.CKKSNoiseModel`, heuristic tail at 2^-40 per slot: labelled;
-   the worst-case bound would flood away every bit at any scale SEAL supports);
+   plan (`securecomp.params.CKKSNoiseModel`, heuristic tail at 2^-40 per slot: labelled,
+   and what flooding hides is conditional on it, see below; the worst-case bound would
+   flood away every bit at any scale SEAL supports);
 3. `securecomp.hybrid.ckks_to_shares`: mask, flooding and re-randomization by the server,
    decryption into a share by the client;
 4. ``relu`` on the shares (`securecomp.mpc.nonlinear.relu`, exact on its input);
@@ -28,8 +29,19 @@ Steps:
 
 The client learns ``relu(X W + b)`` (and statistically masked values); the server learns
 nothing about ``X`` (ciphertexts, uniform shares); the client learns nothing about ``W``
-beyond the output (flooding hides the CKKS error, which carries ``W``). Run
-``python -m securecomp.hybrid.example``; the exit status is non-zero if the result
+beyond the output (flooding hides the CKKS error, which carries ``W``).
+
+**The last guarantee is conditional on the error bound.** Flooding hides an error only
+up to the bound it was sized for, and the bound used here is the noise model's
+*heuristic* one: each slot's error is modelled with a Laplace tail and bounded where that
+tail is 2^-40 (`securecomp.params.CKKSNoiseModel`, ``ErrorBound.heuristic``), not in the
+worst case. If an error exceeds it (probability 2^-40 per slot under the model, more if
+the model is wrong for the computation), the excess is not covered and may tell the
+client about ``W``. A deployment that needs the unconditional statement floods with the
+worst-case bound (``ErrorBound.worst_case``) at a scale where that still leaves bits, or
+accepts the heuristic explicitly, as this example does.
+
+Run ``python -m securecomp.hybrid.example``; the exit status is non-zero if the result
 differs from numpy by more than the stated precision.
 """
 
@@ -89,6 +101,7 @@ class HybridResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the output is within the stated precision of numpy's."""
         return self.max_error <= self.precision
 
 
@@ -188,7 +201,7 @@ def run_example(
     run.report.metrics.update(
         {
             "ckks": str(params),
-            "error_bound (heuristic)": error_bound,
+            "error_bound (heuristic; flooding hides errors up to it)": error_bound,
             "flooding_std": flood.noise_std,
             "mask_bits": flood.mask_bits,
             "stated_precision": flood.precision,

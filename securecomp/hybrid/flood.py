@@ -1,25 +1,28 @@
-"""Ciphertext-level CKKS masking: re-randomize, add a mask and complex flooding noise.
+"""Ciphertext-level CKKS masking: re-randomize and add an exact plaintext polynomial.
 
-TenSEAL's vectors take real slot values only, so a flooding plaintext built through them
-would cover the real parts of the slots and leave the imaginary parts of the decryption
-error, which the key holder computes as easily from its secret key, unflooded. This module
-therefore works one level down, on the SEAL ciphertext inside a TenSEAL vector, with
-TenSEAL's own bindings of Microsoft SEAL (``tenseal.sealapi``):
+TenSEAL's vectors take real slot values only and encode them in float64, so a plaintext
+built through them would (a) leave the imaginary parts of the decryption error, which the
+key holder computes as easily from its secret key, unflooded, and (b) add a mask of
+magnitude ``2^(sigma + b)`` with a float64 encoding error of about ``2^(sigma + b - 52)``
+that is a deterministic function of the mask, beyond any analysis. This module therefore
+works one level down, on the SEAL ciphertext inside a TenSEAL vector, with TenSEAL's own
+bindings of Microsoft SEAL (``tenseal.sealapi``), and adds an integer polynomial the
+caller computed exactly (mask and flooding noise, `securecomp.hybrid.ckks`):
 
 1. copy the ciphertext (TenSEAL hands out copies: the input is never modified);
 2. add a fresh public-key encryption of zero, mod-switched to the ciphertext's level:
    its ``c1`` becomes pseudorandom and its randomness independent of what the key holder
    knows about the input's encryption;
-3. add the mask plaintext (real values) and, as a *separate* plaintext, the noise (complex
-   values: real and imaginary parts), each encoded at the ciphertext's level and scale.
-   Encoding the small noise apart from the large mask keeps it exact in float64;
+3. add the plaintext whose coefficients are exactly the given integers
+   (`securecomp.hybrid.rns`: SEAL's NTT of their residues at the ciphertext's level);
 4. rebuild a TenSEAL vector around the result. SEAL serializes ciphertexts to files only,
    so the bytes pass through a private temporary directory (they are a ciphertext:
    nothing secret is written), and the vector's protobuf message
    ``{1: size, 2: SEAL ciphertext, 3: scale}`` is assembled around them.
 
-Slot vectors passed in are already multiplied by the ciphertext's gain (TenSEAL's untracked
-scale drift, see `securecomp.he.ckks.kernels`), so that decryption divides it back out.
+The polynomial must be computed at the ciphertext's scale (`ciphertext_scales`) times its
+gain (TenSEAL's untracked scale drift, see `securecomp.he.ckks.kernels`), so that
+decryption divides both back out.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from numpy.typing import NDArray
 
 from securecomp.errors import ParameterError
 from securecomp.he.ckks.kernels import Ct, Kernel
+from securecomp.hybrid.rns import make_plaintext, primes_at, to_ntt_words
 
-__all__ = ["mask_and_flood"]
+__all__ = ["ciphertext_scales", "mask_and_flood"]
 
 _CKKSVector = ts._ts_cpp.CKKSVector
 
@@ -72,29 +76,15 @@ def _seal_bytes(raw: Any) -> bytes:
             return fh.read()
 
 
-class _Seal:
-    """SEAL encoder and evaluator of one TenSEAL context (cheap to build)."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.data = kernel.data
-        seal = self.data.seal_context()
-        self.encoder = sealapi.CKKSEncoder(seal)
-        self.evaluator = sealapi.Evaluator(seal)
-        self.slots = int(self.encoder.slot_count())
-
-    def plaintext(self, values: NDArray[Any], parms_id: Any, scale: float) -> Any:
-        pt = sealapi.Plaintext()
-        self.encoder.encode(values.tolist(), parms_id, scale, pt)
-        return pt
+def ciphertext_scales(cts: Sequence[Ct]) -> list[float]:
+    """The scale SEAL records in each ciphertext (what a plaintext added to it must carry)."""
+    return [float(ct.ciphertext()[0].scale) for ct in cts]
 
 
 def mask_and_flood(
-    kernel: Kernel,
-    cts: Sequence[Ct],
-    masks: Sequence[NDArray[np.float64]],
-    noises: Sequence[NDArray[np.complex128]],
+    kernel: Kernel, cts: Sequence[Ct], polys: Sequence[NDArray[Any]]
 ) -> tuple[Ct, ...]:
-    """Re-randomized ciphertexts with ``masks[i]`` and ``noises[i]`` added slot by slot.
+    """Re-randomized ciphertexts with the integer polynomial ``polys[i]`` added to ``cts[i]``.
 
     Parameters
     ----------
@@ -102,27 +92,31 @@ def mask_and_flood(
         The CKKS backend's kernel (its context holds the public key).
     cts : sequence of TenSEAL CKKS vectors
         Never modified.
-    masks : sequence of float arrays
-        Real values for the first slots of each ciphertext (already times the gain).
-    noises : sequence of complex arrays
-        One value per slot (``N/2``) of each ciphertext (already times the gain).
+    polys : sequence of integer arrays
+        ``N`` coefficients each (Python ints), already at the ciphertext's scale and gain.
+
+    Raises
+    ------
+    ParameterError
+        If the counts or lengths disagree, or SEAL refuses the plaintext.
     """
-    if not len(cts) == len(masks) == len(noises):
-        raise ParameterError("mask_and_flood needs one mask and one noise vector per ciphertext")
-    seal = _Seal(kernel)
+    if len(cts) != len(polys):
+        raise ParameterError("mask_and_flood needs one polynomial per ciphertext")
+    data = kernel.data
+    seal = data.seal_context()
+    evaluator = sealapi.Evaluator(seal)
+    degree = 2 * kernel.slots
     out = []
-    for ct, mask, noise in zip(cts, masks, noises, strict=True):
-        if noise.shape != (seal.slots,) or mask.ndim != 1 or mask.size > seal.slots:
-            raise ParameterError(
-                f"noise must cover the {seal.slots} slots and the mask at most as many"
-            )
+    for ct, poly in zip(cts, polys, strict=True):
+        if np.shape(poly) != (degree,):
+            raise ParameterError(f"each polynomial must have the {degree} coefficients of N")
         raw = ct.ciphertext()[0]  # a copy: the tensor's ciphertext stays untouched
         parms, scale = raw.parms_id(), raw.scale
-        zero = _CKKSVector(seal.data, [0.0]).ciphertext()[0]
-        seal.evaluator.mod_switch_to_inplace(zero, parms)
+        zero = _CKKSVector(data, [0.0]).ciphertext()[0]
+        evaluator.mod_switch_to_inplace(zero, parms)
         zero.scale = scale
-        seal.evaluator.add_inplace(raw, zero)
-        seal.evaluator.add_plain_inplace(raw, seal.plaintext(mask, parms, scale))
-        seal.evaluator.add_plain_inplace(raw, seal.plaintext(noise, parms, scale))
-        out.append(_CKKSVector(seal.data, _proto(int(ct.size()), _seal_bytes(raw), scale)))
+        evaluator.add_inplace(raw, zero)
+        words = to_ntt_words(np.asarray(poly, dtype=object), primes_at(seal, parms))
+        evaluator.add_plain_inplace(raw, make_plaintext(seal, parms, scale, words))
+        out.append(_CKKSVector(data, _proto(int(ct.size()), _seal_bytes(raw), scale)))
     return tuple(out)

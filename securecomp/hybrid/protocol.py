@@ -23,10 +23,11 @@ is uniform in Z_2^64 on its own, as `securecomp.mpc.sharing.share` guarantees). 
 HE returns the ciphertext to the evaluator and None to the key holder; the tensor's
 tracked bound (`securecomp.mpc.bound_of`) sizes the re-sharing mask.
 
-Threat model: two semi-honest parties. What the key holder learns (statistically masked
-values, distance ``2^-sigma``) is recorded in the session's leakage ledger; the evaluator
-learns ciphertexts and uniformly random shares. Messages are counted on the session
-channel under ``hybrid.*`` tags.
+Threat model: two semi-honest parties. What the key holder learns (masked values,
+statistical distance ``2^-sigma`` per value, and flooded errors, KL divergence ``2^-sigma``
+over the conversions under the key) is recorded in the session's leakage ledger; the
+evaluator learns ciphertexts and uniformly random shares. Messages are counted on the
+session channel under ``hybrid.*`` tags.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ from securecomp.he.ckks.payload import payload_of
 from securecomp.he.paillier import PaillierBackend, PaillierPublicKey, PaillierSecretKey
 from securecomp.hybrid import ckks as ck
 from securecomp.hybrid import paillier as pl
-from securecomp.hybrid.budget import check_sigma, ckks_flooding
+from securecomp.hybrid.budget import ckks_flooding
 from securecomp.hybrid.ring import ints_to_ring
 from securecomp.mpc import bound_of
 from securecomp.mpc.bounds import ring_bound
 from securecomp.mpc.session import Session
-from securecomp.params import STATISTICAL_SECURITY_BITS
+from securecomp.params import STATISTICAL_SECURITY_BITS, check_statistical_security
 from securecomp.tensor import SecureTensor
 
 __all__ = ["ckks_to_shares", "paillier_to_shares", "shares_to_ckks", "shares_to_paillier"]
@@ -117,6 +118,7 @@ def ckks_to_shares(
         This party's share, bound ``bound + precision`` (see `CKKSFlooding.precision`).
     """
     f = sess.frac_bits
+    check_statistical_security(sigma, "sigma")  # both parties, before any message
     if _roles(sess, evaluator):
         if tensor is None or key is not None:
             raise ParameterError("the evaluator passes its CKKS tensor and no key")
@@ -142,6 +144,7 @@ def ckks_to_shares(
         flood = ckks_flooding(
             ckks_backend.params, p.level, bound=bound, error_bound=error_bound,
             n_ciphertexts=len(p.cts), n_conversions=n_conversions, frac_bits=f, sigma=sigma,
+            gain=p.gain,
         )
         share = _refresh(ck.unmask_ckks(received, key, frac_bits=f), seed, add=False)
     holder = 1 - evaluator
@@ -167,7 +170,7 @@ def paillier_to_shares(
     ``2^(beta - s)`` (plus one ulp) at the session's ``frac_bits``.
     """
     f = sess.frac_bits
-    s_bits = check_sigma(sigma)
+    s_bits = check_statistical_security(sigma, "sigma")
     if _roles(sess, evaluator):
         if tensor is None or key is not None:
             raise ParameterError("the evaluator passes its Paillier tensor and no key")
@@ -234,7 +237,7 @@ def shares_to_ckks(
     on the evaluator. Returns the CKKS tensor on the evaluator, None on the key holder.
     """
     _roles(sess, evaluator)
-    _, r, masked = _reshare(sess, x, evaluator, check_sigma(sigma))
+    _, r, masked = _reshare(sess, x, evaluator, check_statistical_security(sigma, "sigma"))
     backend = CKKSBackend(context)
     f = sess.frac_bits
     if masked is not None:
@@ -258,7 +261,7 @@ def shares_to_paillier(
     Returns ``Enc(X)`` at scale ``frac_bits`` on the evaluator, None on the key holder.
     """
     _roles(sess, evaluator)
-    s_bits = check_sigma(sigma)
+    s_bits = check_statistical_security(sigma, "sigma")
     beta, r, masked = _reshare(sess, x, evaluator, s_bits)
     backend = PaillierBackend(public_key)
     if masked is not None:

@@ -9,6 +9,7 @@
   model and parameter planner;
 * :mod:`~securecomp.params.paillier` — Paillier key-size floor;
 * :mod:`~securecomp.params.insecure` — the one opt-in for test-sized parameters;
+* :mod:`~securecomp.params.statistical` — the 40-bit statistical security floor;
 * :mod:`~securecomp.params.cli` — ``securecomp params check|plan``.
 """
 
@@ -35,6 +36,7 @@ from securecomp.params.security import (
     STATISTICAL_SECURITY_BITS,
     SecurityLabel,
 )
+from securecomp.params.statistical import MAX_STATISTICAL_BITS, check_statistical_security
 from securecomp.params.table import (
     ERROR_STD_DEV,
     HE_STANDARD_MAX_LOG_Q,
@@ -53,6 +55,7 @@ __all__ = [
     "ERROR_STD_DEV",
     "HE_STANDARD_MAX_LOG_Q",
     "HE_STANDARD_POLY_DEGREES",
+    "MAX_STATISTICAL_BITS",
     "MIN_PAILLIER_BITS",
     "SECURITY_LEVELS",
     "SMALL_TEST_PAILLIER_BITS",
@@ -65,6 +68,7 @@ __all__ = [
     "InsecureParametersWarning",
     "SecurityLabel",
     "check_paillier_key_bits",
+    "check_statistical_security",
     "ckks_security_bits",
     "constant_correction",
     "heuristic_tail_sigmas",

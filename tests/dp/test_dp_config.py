@@ -10,7 +10,8 @@ import pytest
 
 from securecomp.crypto import AesCtrPrg
 from securecomp.dp import DistributedDpConfig, Mechanism, encode_update, lift_centered
-from securecomp.errors import ParameterError
+from securecomp.errors import InsecureParameterError, ParameterError
+from securecomp.params import InsecureParametersWarning, insecure_test_parameters
 
 BASE: dict[str, Any] = dict(dim=1000, l2_clip=1.0, noise_stddev=2.0, n_clients=50, min_survivors=40)
 
@@ -105,9 +106,10 @@ def test_fingerprint_binds_every_parameter() -> None:
 def test_observed_wraps_stay_below_a_loose_bound() -> None:
     # With wrap_bits = 2 the configuration allows up to 1/4 wrap probability per aggregate;
     # simulate aggregates and check that coordinates leave the centered range no more often.
-    cfg = DistributedDpConfig.create(
-        "ddgauss", dim=60, l2_clip=1.0, noise_stddev=1.0, n_clients=8, scale=8.0, wrap_bits=2
-    )
+    with pytest.warns(InsecureParametersWarning), insecure_test_parameters():
+        cfg = DistributedDpConfig.create(
+            "ddgauss", dim=60, l2_clip=1.0, noise_stddev=1.0, n_clients=8, scale=8.0, wrap_bits=2
+        )
     assert cfg.log2_wrap_probability <= -2
     rot = cfg.rotation(b"r" * 16, session=b"s", round=0)
     rng = np.random.default_rng(5)
@@ -142,3 +144,20 @@ def test_honest_noise_sum_has_the_claimed_variance(mechanism: Mechanism, seed: i
     se = math.sqrt((np.mean((x - x.mean()) ** 4) - var**2) / coords)
     assert abs(var - claimed) <= 5 * se
     assert abs(x.mean()) <= 5 * math.sqrt(claimed / coords)
+
+
+def test_wrap_bound_below_40_bits_needs_the_opt_in() -> None:
+    # 2^-39 per aggregate is below the library's statistical floor: refused, with the fix.
+    with pytest.raises(InsecureParameterError, match=r"wrap_bits >= 40.*insecure_test_parameters"):
+        make("ddgauss", scale=64.0, wrap_bits=39)
+    with pytest.raises(InsecureParameterError):
+        DistributedDpConfig("ddgauss", 1000, 1.0, 2.0, 64.0, 32, 50, 40, wrap_bits=1)
+    # Non-integers and out-of-range values are parameter errors, opt-in or not.
+    for bad in (True, 40.0, 0, 129):
+        with pytest.raises(ParameterError, match="wrap_bits"):
+            make("ddgauss", scale=64.0, wrap_bits=bad)
+    assert make("ddgauss", scale=64.0, wrap_bits=np.int64(41)).wrap_bits == 41
+    with pytest.warns(InsecureParametersWarning), insecure_test_parameters():
+        loose = make("ddgauss", modulus_bits=16, wrap_bits=20)
+    assert -40 < loose.log2_wrap_probability <= -20
+    assert loose.scale > make("ddgauss", modulus_bits=16).scale  # the looser bound is used

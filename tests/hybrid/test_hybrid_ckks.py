@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -9,11 +10,17 @@ import pytest
 import tenseal.sealapi as sealapi
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy.stats import ks_2samp
+from scipy.stats import ks_2samp, kstest
 
 from securecomp.crypto import AesCtrPrg
-from securecomp.errors import EncodingOverflowError, ParameterError
+from securecomp.errors import (
+    EncodingOverflowError,
+    InsecureParameterError,
+    KeyMismatchError,
+    ParameterError,
+)
 from securecomp.he.ckks import CKKSBackend, CKKSContext
+from securecomp.he.ckks.gaussian import DiscreteGaussian
 from securecomp.he.ckks.payload import payload_of
 from securecomp.hybrid import ckks as ck
 from securecomp.hybrid import (
@@ -23,10 +30,18 @@ from securecomp.hybrid import (
     plan_ckks_conversion,
     shares_to_ckks,
 )
-from securecomp.hybrid.budget import reshare_bits, reshare_precision
+from securecomp.hybrid.budget import integer_mask_bits, reshare_bits, reshare_precision
+from securecomp.hybrid.embedding import decode_real, encode_real
+from securecomp.hybrid.flood import ciphertext_scales, mask_and_flood
 from securecomp.hybrid.ring import centered, float_to_ring
+from securecomp.hybrid.rns import from_ntt_words, plaintext_words, primes_at
 from securecomp.mpc import bound_of, run_local
-from securecomp.params import DEFAULT_CKKS_PARAMETERS, CKKSNoiseModel
+from securecomp.params import (
+    DEFAULT_CKKS_PARAMETERS,
+    CKKSNoiseModel,
+    InsecureParametersWarning,
+    insecure_test_parameters,
+)
 
 BOUND = 4.0
 F = 16
@@ -194,3 +209,163 @@ def test_reshare_view_is_independent_of_the_value() -> None:
         message, _ = ck.reshare_mask(other, beta, prg=AesCtrPrg(seed[::-1]))
         views.append(ck.reshare_open(mine, message).astype(np.float64))
     assert ks_2samp(views[0], views[1]).pvalue > 1e-4
+
+
+# --- the key holder's exact view ---------------------------------------------------------
+
+RES_BITS = 64  # fractional bits of the exact decodings below
+
+
+def _exact_view(ctx: CKKSContext, tensor: Any) -> list[int]:
+    """All slots of the first ciphertext, exactly: round(Re z 2^RES_BITS).
+
+    What a key holder with the secret key can compute: the plaintext polynomial, lifted
+    to the integers and decoded without float64.
+    """
+    seal = ctx.tenseal_context.data.seal_context()
+    raw = payload_of(tensor).cts[0].ciphertext()[0]
+    plain = sealapi.Plaintext()
+    sealapi.Decryptor(seal, ctx.secret_key()).decrypt(raw, plain)
+    coeffs = from_ntt_words(plaintext_words(plain), primes_at(seal, raw.parms_id()))
+    delta = Fraction(raw.scale) * Fraction(payload_of(tensor).gain)
+    return decode_real(coeffs, delta, RES_BITS, ctx.params.slot_count)
+
+
+def _residues(view: list[int], e: int) -> np.ndarray:
+    """``z mod 2^e`` of each slot, as a fraction of ``2^e`` in [0, 1)."""
+    modulus = 1 << (e + RES_BITS)
+    return np.array([(v % modulus) / modulus for v in view])
+
+
+def _grid_masked(ctx: CKKSContext, y: Any, e: int, seed: bytes) -> Any:
+    """The float64-grid construction: ``M = k 2^e``, ``k`` uniform in ``[-2^52, 2^52)``.
+
+    Encoded exactly (as its specification says, without SEAL's float64 rounding, whose
+    error of order ``2^e`` is a deterministic function of the mask) and flooded with the
+    same noise as `mask_ckks`; only the mask's distribution differs.
+    """
+    backend = ck.ckks_backend(y)
+    p = payload_of(y)
+    params = backend.params
+    flood = ckks_flooding(params, p.level, bound=BOUND, error_bound=1e-15, n_ciphertexts=1,
+                          n_conversions=1, frac_bits=F)
+    rng = AesCtrPrg(seed)
+    k = ck._uniform_signed(rng, 52, params.slot_count)
+    (scale,) = ciphertext_scales(p.cts)
+    noise = DiscreteGaussian(flood.noise_units).sample(params.poly_modulus_degree, rng)
+    poly = encode_real(k, -e, Fraction(scale) * Fraction(p.gain), params.poly_modulus_degree)
+    cts = mask_and_flood(backend.kernel, p.cts, [poly + noise.astype(object)])
+    return backend.wrap(cts, y.shape, y.layout, p.level, p.gain)
+
+
+def test_masked_low_bits_do_not_depend_on_the_value(
+    keys: tuple[CKKSContext, CKKSContext],
+) -> None:
+    ctx, public = keys
+    backend = CKKSBackend(public)
+    n = ctx.params.slot_count
+    flood = ckks_flooding(ctx.params, 0, bound=BOUND, error_bound=1e-15, n_ciphertexts=1,
+                          n_conversions=1, frac_bits=F)
+    e = 40 + flood.mask_bits - 52  # the float64 grid of a 2^(sigma + b) mask: 2^-9 here
+    assert flood.noise_std < 2.0**e / 100  # a tight error bound: flooding far below 2^e
+    # Two values half a grid step apart, in every slot.
+    ys = [backend.encrypt(np.full(n, v)) for v in (0.3, 0.3 + 2.0 ** (e - 1))]
+
+    def masked(i: int, y: Any) -> Any:
+        prg = AesCtrPrg(bytes([i]) * 32)
+        return ck.mask_ckks(y, bound=BOUND, error_bound=1e-15, n_conversions=1, prg=prg)
+
+    new = [_residues(_exact_view(ctx, masked(i, y).tensor), e) for i, y in enumerate(ys)]
+    # The fine-grid mask: z mod 2^e is uniform whatever the value.
+    assert ks_2samp(new[0], new[1]).pvalue > 1e-4
+    assert all(kstest(r, "uniform").pvalue > 1e-4 for r in new)
+    # Control, the grid mask: z mod 2^e = (y + noise) mod 2^e tells the two values apart.
+    old = [_residues(_exact_view(ctx, _grid_masked(ctx, y, e, bytes([9, i]) * 16)), e)
+           for i, y in enumerate(ys)]
+    assert ks_2samp(old[0], old[1]).pvalue < 1e-12
+    assert float(np.median((old[1] - old[0]) % 1.0)) == pytest.approx(0.5, abs=0.01)
+
+
+def test_every_slot_is_masked(keys: tuple[CKKSContext, CKKSContext]) -> None:
+    ctx, public = keys
+    y = CKKSBackend(public).encrypt(np.array([1.0, -2.0, 3.0]))  # 3 of 4096 slots used
+    masked = ck.mask_ckks(y, bound=BOUND, error_bound=_fresh_bound(ctx), n_conversions=1)
+    view = np.array(_exact_view(ctx, masked.tensor), dtype=np.float64) / 2.0**RES_BITS
+    half = 2.0 ** (40 + masked.flooding.mask_bits)
+    unused = view[3:]
+    assert np.all(np.abs(unused) <= half * (1 + 1e-9))
+    # Uniform over [-2^(sigma+b), 2^(sigma+b)): half of the slots beyond half of it.
+    assert 0.45 < np.mean(np.abs(unused) > half / 2) < 0.55
+
+
+def test_conversion_precision_has_no_float64_term(
+    keys: tuple[CKKSContext, CKKSContext],
+) -> None:
+    params = keys[0].params
+    t = _fresh_bound(keys[0])
+    flood = ckks_flooding(params, 0, bound=BOUND, error_bound=t, n_ciphertexts=2,
+                          n_conversions=3, frac_bits=F)
+    z = np.sqrt(2 * np.log(2) * 41)
+    n = params.poly_modulus_degree
+    want = t + z * flood.noise_std + n / 2.0**params.scale_bits + 2.0**-F
+    assert flood.precision == pytest.approx(want, rel=1e-12)
+    # The noise: KL 2^-40 over q C = 6 ciphertexts for the coefficient shift of the module
+    # docstring, at the sampler's delivered parameter (a few percent above the target).
+    shift = np.sqrt(2) * 2.0**params.scale_bits * (t + 2.0 ** -(params.scale_bits + 1)) + (
+        1 + 2**-19
+    ) * np.sqrt(n)
+    target = shift * np.sqrt(6 / 2) * 2**20
+    assert target <= flood.noise_units <= 1.1 * target
+    assert flood.noise_std == pytest.approx(flood.noise_units * np.sqrt(n / 2) / 2**50)
+    assert flood.grid_bits == params.scale_bits
+
+
+def test_statistical_parameter_below_40_bits_needs_the_opt_in(
+    keys: tuple[CKKSContext, CKKSContext],
+) -> None:
+    ctx, public = keys
+    params = ctx.params
+    kw: dict[str, Any] = dict(bound=BOUND, error_bound=1e-9, n_ciphertexts=1,
+                              n_conversions=1, frac_bits=F)
+    with pytest.raises(InsecureParameterError, match=r"sigma >= 40.*insecure_test_parameters"):
+        ckks_flooding(params, 0, sigma=39, **kw)
+    with pytest.raises(InsecureParameterError):
+        integer_mask_bits(10, sigma=20)
+    y = CKKSBackend(public).encrypt(np.ones(4))
+    with pytest.raises(InsecureParameterError):
+        ck.mask_ckks(y, bound=BOUND, error_bound=1e-9, n_conversions=1, sigma=30)
+    with pytest.raises(ParameterError, match="sigma"):
+        ckks_flooding(params, 0, sigma=0, **kw)
+    with pytest.warns(InsecureParametersWarning), insecure_test_parameters():
+        thin = ckks_flooding(params, 0, sigma=20, **kw)
+        assert integer_mask_bits(10, sigma=20) == 31
+    assert thin.noise_std < ckks_flooding(params, 0, **kw).noise_std
+
+    def program(sess: Any, mine: Any) -> Any:  # both parties refuse before any message
+        if sess.party_id == 0:
+            return ckks_to_shares(sess, key=ctx, bound=BOUND, error_bound=1e-9,
+                                  n_conversions=1, sigma=30)
+        return ckks_to_shares(sess, y, bound=BOUND, error_bound=1e-9, n_conversions=1,
+                              sigma=30)
+
+    res = run_local(program, 2, inputs=[None, None], return_exceptions=True, timeout=5.0)
+    assert all(isinstance(e, InsecureParameterError) for e in res.errors)
+
+
+def test_key_holder_refuses_wrong_keys_and_corrupted_ciphertexts(
+    keys: tuple[CKKSContext, CKKSContext],
+) -> None:
+    ctx, public = keys
+    backend = CKKSBackend(public)
+    y = backend.encrypt(np.ones(4))
+    masked = ck.mask_ckks(y, bound=BOUND, error_bound=_fresh_bound(ctx), n_conversions=1)
+    with pytest.raises(KeyMismatchError):
+        ck.unmask_ckks(masked.tensor, public)
+    other = CKKSContext.generate(ctx.params)
+    with pytest.raises(KeyMismatchError):
+        ck.unmask_ckks(masked.tensor, other)
+    # A ciphertext under another key decrypts to a plaintext that fills the modulus.
+    foreign = payload_of(CKKSBackend(other).encrypt(np.ones(4)))
+    forged = backend.wrap(foreign.cts, (4,), "vector", foreign.level, foreign.gain)
+    with pytest.raises(EncodingOverflowError, match="nothing was shared"):
+        ck.unmask_ckks(forged, ctx)

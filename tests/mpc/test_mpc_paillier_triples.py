@@ -124,6 +124,7 @@ def test_engine_products_use_paillier_triples_and_count_offline(keys: Any) -> No
     np.testing.assert_allclose(prod, x @ y, atol=1e-3)
     np.testing.assert_allclose(elem, x[0] * x[1], atol=1e-3)
     report = res.report
+    assert report.comm is not None
     tags = report.comm.per_tag
     assert tags["paillier_triples.request"].bytes_sent > 0
     assert tags["paillier_triples.response"].bytes_sent > 0
@@ -285,3 +286,48 @@ def test_slot_packing_round_trips(values: list[int]) -> None:
     assert low_words(packed, len(values), 170).tolist() == [v % M64 for v in values]
     with pytest.raises(EncodingOverflowError):
         layout.pack([*values[:-1], 2**170])  # would carry into a neighbour
+
+
+def test_every_exchange_is_recorded_in_the_session_ledger(keys: Any) -> None:
+    _, sk = keys
+
+    @insecure_test_parameters()
+    def program(sess: Any) -> Any:
+        prov = PaillierTriples(sess, secret_key=sk if sess.party_id == 0 else None)
+        before = len(sess.ledger)
+        prov.get(SPECS[0])
+        prov.prefetch([SPECS[3], SPECS[4]])
+        mask = prov.matrix_mask((3, 2))  # ciphertexts only: nothing learned, no entry
+        prov.mask_triple(mask, (2,))
+        return [e for e in sess.ledger.entries[before:]]
+
+    res = run_local(program, 2)
+    for entries in res.results:  # SPMD: both parties hold the same record
+        assert len(entries) == 4  # three triples and one mask product triple
+        assert all(e.party == 0 and e.stage == "paillier_triples" for e in entries)
+        assert all("masked cross terms" in e.what and "2^-40" in e.what for e in entries)
+        assert "elementwise" in entries[0].what and "matrix" in entries[1].what
+        assert "reusable mask #0" in entries[3].what
+    # The run's report carries the session ledger (party 0's), not only provider.report().
+    recorded = [e for e in res.report.leakage.entries if e.stage == "paillier_triples"]
+    assert len(recorded) == 4
+
+
+def test_statistical_slack_below_40_bits_needs_the_opt_in(keys: Any) -> None:
+    pk, _ = keys
+    with insecure_test_parameters():  # for the 512-bit key only
+        plan = tp.elementwise_plan(pk, (3,), (3,))
+        assert plan.layout.width == tp.term_bits(2) + 40 + 1
+        thin = tp.elementwise_plan(pk, (3,), (3,), sigma=20)  # allowed: inside the opt-in
+        assert thin.layout.width == tp.term_bits(2) + 20 + 1
+    with pytest.raises(InsecureParameterError, match=r"sigma >= 40.*insecure_test_parameters"):
+        tp.matmul_plan(pk, 2, 3, 2, sigma=39)
+    for bad in (True, 40.5, 0, 129):
+        with pytest.raises(ParameterError, match="sigma"):
+            tp.elementwise_plan(pk, (3,), (3,), sigma=bad)  # type: ignore[arg-type]
+
+    def program(sess: Any) -> Any:  # checked before any message: both parties refuse
+        return PaillierTriples(sess, sigma=30)
+
+    res = run_local(program, 2, return_exceptions=True, timeout=5.0)
+    assert all(isinstance(e, InsecureParameterError) for e in res.errors)

@@ -27,9 +27,10 @@ Threat model
 semi-honest parties, no proofs of plaintext knowledge or range (see
 `securecomp.mpc.offline.triples`), so an actively secure (MAC-checked) mode must refuse
 this provider. The key holder learns masked cross terms, statistically hiding to
-``2^-sigma`` per slot (recorded in the session's leakage ledger); the responder learns
-ciphertexts only. A fallback's material keeps the fallback's own threat model (the dealer:
-non-colluding, honest).
+``2^-sigma`` per slot: both parties record it in their session's leakage ledger
+(``sess.ledger``), one entry per exchange (a triple, or a reusable mask's product triple);
+the responder learns ciphertexts only. A fallback's material keeps the fallback's own
+threat model (the dealer: non-colluding, honest).
 
 Accounting: all traffic of this provider is counted in the ``"offline"`` phase of the
 session channel's `CommStats` under the tags ``paillier_triples.*``; its wall-clock time
@@ -63,7 +64,11 @@ from securecomp.mpc.offline.reusable import MaskTriple, MatrixMask
 from securecomp.mpc.offline.wide import KeyHolderEncryptor
 from securecomp.mpc.session import Session
 from securecomp.net import CostReport, Counts, decode_bigints, encode_bigints
-from securecomp.params import DEFAULT_PAILLIER_BITS, STATISTICAL_SECURITY_BITS
+from securecomp.params import (
+    DEFAULT_PAILLIER_BITS,
+    STATISTICAL_SECURITY_BITS,
+    check_statistical_security,
+)
 
 __all__ = ["SEMI_HONEST", "PaillierTriples"]
 
@@ -137,7 +142,7 @@ class PaillierTriples(Preprocessing):
             raise ParameterError(f"key_holder must be 0 or 1, got {key_holder!r}")
         self._sess = sess
         self._fallback = fallback
-        self.sigma = tp.check_sigma(sigma)
+        self.sigma = check_statistical_security(sigma, "sigma")
         self.key_holder = key_holder
         self._peer = 1 - sess.party_id
         self._stock: dict[Spec, deque[Material]] = {}
@@ -172,14 +177,17 @@ class PaillierTriples(Preprocessing):
 
     @property
     def is_key_holder(self) -> bool:
+        """Whether this party owns the Paillier secret key."""
         return self._sess.party_id == self.key_holder
 
     @property
     def key_bits(self) -> int:
+        """Bits of the Paillier modulus in use."""
         return self.public_key.bits
 
     @property
     def offline_seconds(self) -> float:
+        """Wall-clock seconds of preprocessing, this provider's and its fallback's."""
         extra = self._fallback.offline_seconds if self._fallback is not None else 0.0
         return self._seconds + extra
 
@@ -226,6 +234,15 @@ class PaillierTriples(Preprocessing):
         )
         return rep
 
+    def _record(self, what: str) -> None:
+        """Ledger entry for one exchange (SPMD: both parties record the same entry)."""
+        self._sess.ledger.record(
+            self.key_holder,
+            f"masked cross terms t + r of a {what} (statistical distance <= 2^-{self.sigma} "
+            "per slot)",
+            "paillier_triples",
+        )
+
     # --- messages -------------------------------------------------------------------------
 
     def _send(self, data: bytes, tag: str) -> None:
@@ -254,6 +271,13 @@ class PaillierTriples(Preprocessing):
     # --- Preprocessing --------------------------------------------------------------------
 
     def get(self, spec: Spec) -> Material:
+        """Material for ``spec``: from the stock, a fresh exchange, or the fallback.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            For material other than triples when there is no fallback.
+        """
         stock = self._stock.get(spec)
         if stock:
             return stock.popleft()
@@ -262,6 +286,7 @@ class PaillierTriples(Preprocessing):
         return self._triple(spec)
 
     def prefetch(self, specs: Sequence[Spec]) -> None:
+        """Produce the triples among ``specs`` now; pass the others to the fallback."""
         others = [s for s in specs if s.kind is not Kind.TRIPLE]
         if others and self._fallback is not None:
             self._fallback.prefetch(others)
@@ -270,6 +295,7 @@ class PaillierTriples(Preprocessing):
                 self._stock.setdefault(spec, deque()).append(self._triple(spec))
 
     def close(self) -> None:
+        """Close the fallback (this provider holds no resources of its own)."""
         if self._fallback is not None:
             self._fallback.close()
 
@@ -292,6 +318,7 @@ class PaillierTriples(Preprocessing):
         mul = spec.bilinear is Bilinear.MUL
         c = self._elementwise(a, b) if mul else self._matmul(spec, a, b)
         self.elements += int(c.size)
+        self._record(f"{'elementwise' if mul else 'matrix'} triple of shape {c.shape}")
         counter = self._counter
         self._counter += 1
         self._seconds += time.perf_counter() - start
@@ -418,5 +445,6 @@ class PaillierTriples(Preprocessing):
             plan, np.ascontiguousarray(u), v.reshape(inner, p), reuse_a=True, stored_a=stored
         )
         self.elements += int(z.size)
+        self._record(f"product triple of reusable mask #{mask.ident}, shape {z.shape}")
         self._seconds += time.perf_counter() - start
         return MaskTriple(mask.ident, transpose, v, z.reshape(out_shape), out_shape)

@@ -64,6 +64,7 @@ class MatrixMask:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(m, k)``: the shape of the data matrix this mask covers."""
         m, k = self.u.shape
         return int(m), int(k)
 
@@ -95,11 +96,25 @@ class MaskTriple:
 
     @property
     def v_shape(self) -> tuple[int, ...]:
+        """Shape of ``V``, i.e. of the operand ``Y`` of the product.
+
+        Raises
+        ------
+        PreprocessingReuseError
+            If the triple was already consumed.
+        """
         if self._parts is None:
             raise PreprocessingReuseError("this mask triple was already used")
         return tuple(self._parts[0].shape)
 
     def consume(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """This party's shares ``(V_i, Z_i)``, handed out once.
+
+        Raises
+        ------
+        PreprocessingReuseError
+            If the triple was already consumed (reusing ``V`` leaks operand differences).
+        """
         parts = self._parts
         if parts is None:
             raise PreprocessingReuseError(

@@ -36,7 +36,8 @@ What each party learns
 * The key holder sees ``t + r`` per slot. ``t`` ranges over ``[0, 2^bits(max t))`` and
   ``r`` is uniform over a range ``2^sigma`` times larger, so the statistical distance
   between the views for any two values of the responder's shares is at most
-  ``2^-sigma`` per slot (sigma = 40 by default, `securecomp.params.STATISTICAL_SECURITY_BITS`).
+  ``2^-sigma`` per slot (sigma = 40 by default and at least 40 outside
+  ``insecure_test_parameters()``, `securecomp.params.check_statistical_security`).
   A mask drawn modulo 2^64 would not do: ``t`` exceeds 2^64 and its high bits would show.
   The re-randomization makes the ciphertext a fresh encryption of ``t + r``: without it
   the randomizer would be a known function of the key holder's own randomizers and the
@@ -79,14 +80,13 @@ from securecomp.mpc.offline.wide import (
     multi_pow,
     trivial,
 )
-from securecomp.params import STATISTICAL_SECURITY_BITS
+from securecomp.params import STATISTICAL_SECURITY_BITS, check_statistical_security
 
 __all__ = [
     "BlockPlan",
     "ElementwisePlan",
     "MatmulPlan",
     "Response",
-    "check_sigma",
     "combine",
     "elementwise_blocks",
     "elementwise_plan",
@@ -104,23 +104,16 @@ _MAX64 = (1 << 64) - 1
 _U64 = np.dtype(np.uint64)
 
 
-def check_sigma(sigma: int) -> int:
-    """Validate the statistical security parameter (40 by default; 20..128)."""
-    if isinstance(sigma, bool) or not isinstance(sigma, int) or not 20 <= sigma <= 128:
-        raise ParameterError(
-            f"sigma={sigma!r}: the statistical masking parameter must be an int in [20, 128] "
-            f"({STATISTICAL_SECURITY_BITS} is the library default)"
-        )
-    return sigma
-
-
 def term_bits(products: int) -> int:
     """Bits of the largest sum of ``products`` products of two 64-bit words."""
     return (max(int(products), 1) * _MAX64 * _MAX64).bit_length()
 
 
 def _layout(key: PaillierPublicKey, products: int, sigma: int) -> SlotLayout:
-    return SlotLayout.for_key(key, term_bits(products) + check_sigma(sigma) + 1)
+    # Below 40 bits of slack only inside insecure_test_parameters() (the shared floor).
+    return SlotLayout.for_key(
+        key, term_bits(products) + check_statistical_security(sigma, "sigma") + 1
+    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +130,7 @@ class BlockPlan:
 
     @classmethod
     def greedy(cls, indices: Sequence[npt.NDArray[np.intp]], slots: int) -> BlockPlan:
+        """Pack blocks in order into ciphertexts of ``slots`` slots (a block never splits)."""
         groups: list[tuple[int, ...]] = []
         current: list[int] = []
         used = 0
@@ -156,6 +150,7 @@ class BlockPlan:
 
     @property
     def n_ciphertexts(self) -> int:
+        """Response ciphertexts (one per group)."""
         return len(self.groups)
 
 
@@ -173,6 +168,7 @@ class ElementwisePlan:
 
     @property
     def request_count(self) -> int:
+        """Ciphertexts of the request: one per entry of ``a0``, then of ``b0``."""
         return int(np.prod(self.shape_a, dtype=np.int64) + np.prod(self.shape_b, dtype=np.int64))
 
 

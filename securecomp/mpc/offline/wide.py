@@ -81,6 +81,7 @@ class KeyHolderEncryptor:
 
     @property
     def public_key(self) -> PaillierPublicKey:
+        """The public half of the key this encryptor uses."""
         return self.key.public_key
 
     def _unit_below(self, bound: Any, prime: Any) -> Any:
