@@ -19,11 +19,15 @@ One round ``r``, seen from the server (`FedAvgTrainer.run_round`):
 2. *Local training* on each participant's device (`Device.local_update`): a few epochs of
    gradient descent from the global model; the device returns ``local - global`` only.
 3. *Secure aggregation* (`securecomp.federated.aggregation`): SecAgg+ in the in-process
-   simulator, optionally with distributed DP. The server obtains the (noisy) mean of the
-   survivors' clipped updates and a `CostReport` (bytes per client).
+   simulator, optionally with distributed DP, whose encoded vectors are summed directly in
+   the DP encoding's ring Z_2^b (`securecomp.federated.dp_aggregation`). The server obtains
+   the (noisy) mean of the survivors' clipped updates and a `CostReport` (bytes per
+   client).
 4. *Accounting*: participation of the survivors is recorded in the registry with each
    survivor's own price, in one all-or-nothing call (an unaffordable spend raises
-   `BudgetExceededError` and leaves the ledger unchanged).
+   `BudgetExceededError` and leaves the ledger unchanged). A round's price is that of
+   `DpSecAggAggregator.privacy_event`: the mechanism's Renyi bound, with the wrap-around
+   probability and secure aggregation's failure budget (``2^-security_bits``) in delta.
 5. *Update*: ``w <- w + server_learning_rate * mean``.
 
 A round that cannot be run safely (too few affordable participants for the DP noise, or a
@@ -284,7 +288,8 @@ class FedAvgTrainer:
                 cfg = self.aggregator.plan(n, self.params.shape[0])
             except ProtocolAbort:
                 return None, {}, set(), n
-            prices, affordable = self._price(self.accountant, pool, cfg.privacy_event(), r)
+            event = self.aggregator.privacy_event(cfg)
+            prices, affordable = self._price(self.accountant, pool, event, r)
             new = len(affordable) if k is None else min(k, len(affordable))
             if new == n:
                 break
@@ -371,7 +376,7 @@ class FedAvgTrainer:
                 Purpose.TRAINING, r, survivors, cost={p: prices[p] for p in survivors}
             )
         if self.accountant is not None and cfg is not None:
-            self.last_event = cfg.privacy_event()
+            self.last_event = self._event(cfg)
             self.accountant.commit(survivors, self.last_event)
         self._participated.update(survivors)
 
@@ -386,8 +391,15 @@ class FedAvgTrainer:
             return math.inf
         if cfg is None:
             return 0.0
-        cost = UserLevelAccountant(self.config.dp.delta).cost("", cfg.privacy_event())
+        cost = UserLevelAccountant(self.config.dp.delta).cost("", self._event(cfg))
         return math.inf if cost is None else cost[0]
+
+    def _event(self, cfg: DistributedDpConfig) -> PrivacyEvent:
+        """The privacy event of a round under ``cfg`` (secure aggregation's failure budget
+        counted in delta, `DpSecAggAggregator.privacy_event`)."""
+        if not isinstance(self.aggregator, DpSecAggAggregator):
+            raise ParameterError("privacy events exist only for rounds with distributed DP")
+        return self.aggregator.privacy_event(cfg)
 
     def exhausted(self, pseudonyms: Iterable[str] | None = None) -> list[str]:
         """Users who could not pay one more round like the last one that updated the model.

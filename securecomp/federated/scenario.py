@@ -9,8 +9,10 @@ A simulation, in one process, of ``users`` people whose data never leave their d
    Most users consent to training and personalization, a few to personalization only; some
    choose a stricter privacy budget than the default.
 3. *Federated training*: FedAvg of a logistic model over SecAgg+ with user-level distributed
-   DP (`securecomp.federated.fedavg`); the threshold the DP noise needs makes the SecAgg+
-   graph complete at these sizes (`securecomp.federated.dp_aggregation`). After round
+   DP (`securecomp.federated.fedavg`): the DP-encoded vectors are summed directly in the
+   encoding's ring Z_2^b, ``b`` bits per value on the wire; the threshold the DP noise
+   needs makes the SecAgg+ graph complete at these sizes
+   (`securecomp.federated.dp_aggregation`). After round
    ``withdraw_after``, some users withdraw all consent; the registry purges their records
    and their devices delete their data. Users whose budget is spent stop taking part.
 4. *Personalization*: each remaining device fits a Ditto personal model (Li et al., ICML
@@ -330,6 +332,10 @@ def _cost(report: ScenarioReport) -> None:
             "protocol": ok[-1]["protocol"] if ok else "",
             "threshold": ok[-1]["details"].get("threshold") if ok else None,
             "degree": ok[-1]["details"].get("degree") if ok else None,
+            # The ring of secure aggregation is the DP encoding's Z_2^b: b bits per value,
+            # no extra bits (the field stays for readers of older reports).
+            "modulus_bits": ok[-1]["details"].get("modulus_bits") if ok else None,
+            "dp_modulus_bits": ok[-1]["details"].get("dp_modulus_bits") if ok else None,
             "extra_bits_per_value": ok[-1]["details"].get("extra_bits_per_value") if ok else None,
         }
     )

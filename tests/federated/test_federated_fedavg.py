@@ -11,7 +11,7 @@ from federated_fixtures import USER_TABLES, new_registry, raw, rows_mentioning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from securecomp.dp import PrivacyAccountant
+from securecomp.dp import Mechanism, PrivacyAccountant
 from securecomp.errors import (
     BudgetExceededError,
     InsufficientParticipantsError,
@@ -24,20 +24,23 @@ from securecomp.federated import (
     Purpose,
     synthetic_fedprox,
 )
-from securecomp.federated.aggregation import PlainAggregator, SecAggAggregator
+from securecomp.federated.aggregation import (
+    AggregationOutcome,
+    PlainAggregator,
+    SecAggAggregator,
+)
 from securecomp.federated.device import Device
 from securecomp.federated.dp_aggregation import (
     DpSecAggAggregator,
     DpSettings,
     dp_secagg_config,
-    from_secagg_sum,
     min_survivors,
-    to_secagg_input,
+    secagg_failure_probability,
 )
 from securecomp.federated.fedavg import FedAvgConfig, FedAvgTrainer
 from securecomp.federated.local import LocalTraining
 from securecomp.federated.privacy import UserLevelAccountant
-from securecomp.secagg import SecAggConfig, ThreatModel, simulate
+from securecomp.secagg import Stage, ThreatModel
 
 NO_THREAT = ThreatModel()
 SPEC = LocalTraining(epochs=3, learning_rate=0.2)
@@ -103,7 +106,7 @@ def test_fedavg_over_secagg_matches_plain_fedavg() -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["ddgauss", "skellam"])
-def test_dp_aggregate_is_within_its_error_bound(mechanism: str) -> None:
+def test_dp_aggregate_is_within_its_error_bound(mechanism: Mechanism) -> None:
     rng = np.random.default_rng(5)
     n, dim = 12, 9
     raw_updates = [rng.normal(size=dim) for _ in range(n)]
@@ -115,8 +118,10 @@ def test_dp_aggregate_is_within_its_error_bound(mechanism: str) -> None:
     cfg = out.dp_config
     assert cfg is not None
     assert cfg.min_survivors == min_survivors(n, threat) == n - threat.dropout_count(n)
-    assert out.details["threshold"] >= cfg.min_survivors  # secagg enforces DP's survivors
-    assert out.details["extra_bits_per_value"] == out.details["modulus_bits"] - cfg.modulus_bits
+    assert int(out.details["threshold"]) >= cfg.min_survivors  # secagg enforces DP's survivors
+    # Secure aggregation sums in the DP encoding's own ring: no extra bits per value.
+    assert out.details["modulus_bits"] == cfg.modulus_bits
+    assert out.details["extra_bits_per_value"] == 0
     truth = np.mean(updates, axis=0)
     assert np.linalg.norm(out.mean - truth) <= out.error_bound
     # The noise is real: the decoded mean is not the true mean.
@@ -130,34 +135,106 @@ def test_dp_round_with_too_many_dropouts_aborts() -> None:
         agg.aggregate(updates, round=0, drop=[0])  # no dropout tolerated: threshold n
 
 
-@settings(max_examples=20, deadline=None)
-@given(
-    bits=st.integers(8, 40),
-    data=st.data(),
-)
-def test_modular_transport_is_exact(bits: int, data: st.DataObject) -> None:
-    n = 3
-    values = [
-        np.array(data.draw(st.lists(st.integers(0, (1 << bits) - 1), min_size=4, max_size=4)),
-                 dtype=np.uint64)
-        for _ in range(n)
-    ]
-    cfg = SecAggConfig.create(n, 4, clip=float(1 << (bits - 1)), scale=1.0, threat=NO_THREAT)
-    inputs = [to_secagg_input(v, bits, cfg.bits) for v in values]
-    out = simulate(cfg, inputs)
-    expected = [sum(int(v[k]) for v in values) % (1 << bits) for k in range(4)]
-    assert from_secagg_sum(out.aggregate, bits).tolist() == expected
-    assert cfg.bits - bits <= math.ceil(math.log2(n + 1)) + 1  # the log2(n) overhead
+def _clip_l2(x: np.ndarray, clip: float = 1.0) -> np.ndarray:
+    """numpy: ``x`` scaled into the L2 ball of radius ``clip``."""
+    return x * min(1.0, clip / float(np.linalg.norm(x)))
 
 
-@pytest.mark.parametrize("n,min_inputs", [(10, 9), (30, 29), (40, 38)])
-def test_dp_secagg_threshold_holds_the_dp_survivors(n: int, min_inputs: int) -> None:
-    threat = ThreatModel(corrupt_fraction=0.05, dropout_fraction=0.05)
-    cfg = dp_secagg_config(n, 16, bits=16, min_inputs=min_inputs, threat=threat)
-    assert cfg.threshold >= min_inputs
-    assert cfg.threshold <= cfg.graph.degree + 1
+def _masked_upload(out: AggregationOutcome, client: int = 0) -> int:
+    """Bytes client ``client`` sent in the masked-input stage (from the CostReport)."""
+    assert out.report is not None
+    per = out.report.metrics["bytes_per_client"][str(client)]["per_stage_sent"]
+    return int(per[Stage.MASKED_INPUT_COLLECTION.value])
+
+
+def test_dp_masked_upload_costs_exactly_the_dp_modulus_bits_per_value() -> None:
+    rng = np.random.default_rng(21)
+    n, dim = 10, 1500  # padded to 2048 values: whole bytes at any b
+    updates = [rng.normal(0, 0.6, size=dim) for _ in range(n)]
+    updates[4] *= 20.0  # far outside the L2 ball: clipping matters to the truth
+    threat = ThreatModel(corrupt_fraction=0.1, dropout_fraction=0.2)
+    uploads = {}
+    for bits in (20, 28):
+        agg = DpSecAggAggregator(
+            DpSettings(noise_multiplier=0.5, l2_clip=1.0, modulus_bits=bits), threat=threat
+        )
+        out = agg.aggregate(updates, round=1, drop=[7])
+        cfg = out.dp_config
+        assert cfg is not None and cfg.modulus_bits == bits and cfg.padded_dim == 2048
+        assert out.details["modulus_bits"] == bits
+        assert out.survivors == tuple(u for u in range(n) if u != 7)
+        uploads[bits] = _masked_upload(out)
+        # Payload of b bits per padded value, plus an envelope smaller than one bit per
+        # value (carrying the centered integers instead would add ~log2(n) + 1 bits).
+        payload = cfg.padded_dim * bits // 8
+        assert payload < uploads[bits] < payload + cfg.padded_dim // 8
+        # The decoded sum is within the DP configuration's error bound of the numpy sum of
+        # the survivors' L2-clipped updates.
+        k = len(out.survivors)
+        clipped = [_clip_l2(updates[u]) for u in out.survivors]
+        error = float(np.linalg.norm(out.mean * k - np.sum(clipped, axis=0)))
+        assert error <= cfg.error_bound(n_summands=k)
+        assert out.error_bound == cfg.error_bound(n_summands=k) / k
+    # Eight more bits of modulus cost exactly eight more bits per value: the envelope is
+    # the same, so every value costs exactly b bits.
+    assert uploads[28] - uploads[20] == 2048 * 8 // 8
+
+
+def test_dp_round_with_fewer_clients_than_planned_counts_them_as_dropped() -> None:
+    threat = ThreatModel(corrupt_fraction=0.1, dropout_fraction=0.2)
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=1.0), threat=threat)
+    plan = agg.plan(10, 6)
+    updates = [np.full(6, 0.05 * (i + 1)) for i in range(9)]
+    out = agg.aggregate(updates, round=0, dp_config=plan)
+    assert out.survivors == tuple(range(9)) and out.details["clients"] == 10
+    truth = np.mean(updates, axis=0)  # all inside the clip
+    assert np.linalg.norm(out.mean - truth) <= out.error_bound
     with pytest.raises(InsufficientParticipantsError):
-        dp_secagg_config(n, 16, bits=16, min_inputs=n + 1, threat=threat)
+        agg.aggregate(updates[:7], round=0, dp_config=plan)  # below min_survivors = 8
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    drop=st.lists(st.integers(0, 9), unique=True, max_size=2),
+    scale=st.floats(0.01, 5.0),
+    seed=st.integers(0, 2**16),
+)
+def test_dp_mean_of_any_survivors_is_within_its_bound(
+    drop: list[int], scale: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    updates = [rng.normal(0, scale, size=6) for _ in range(10)]
+    threat = ThreatModel(corrupt_fraction=0.1, dropout_fraction=0.2)
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=0.5, modulus_bits=24), threat=threat)
+    out = agg.aggregate(updates, round=2, drop=drop)
+    assert out.survivors == tuple(u for u in range(10) if u not in drop)
+    clipped = [_clip_l2(updates[u]) for u in out.survivors]
+    assert np.linalg.norm(out.mean - np.mean(clipped, axis=0)) <= out.error_bound
+
+
+@pytest.mark.parametrize("n", [10, 30, 40])
+def test_dp_secagg_threshold_holds_the_dp_survivors(n: int) -> None:
+    threat = ThreatModel(corrupt_fraction=0.05, dropout_fraction=0.05)
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=1.0), threat=threat)
+    plan = agg.plan(n, 16)
+    cfg = dp_secagg_config(plan, threat)
+    assert cfg.dp is plan and cfg.bits == plan.modulus_bits and cfg.dim == 16
+    assert plan.min_survivors <= cfg.threshold <= cfg.graph.degree + 1
+    # A threat model with other colluders than the noise split assumed is refused.
+    with pytest.raises(InsufficientParticipantsError, match="collude"):
+        dp_secagg_config(plan, ThreatModel(corrupt_fraction=0.3, dropout_fraction=0.05))
+
+
+def test_dp_privacy_event_counts_secagg_failure_in_delta() -> None:
+    threat = ThreatModel(corrupt_fraction=0.1, dropout_fraction=0.1)
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=1.0, delta=1e-6), threat=threat)
+    plan = agg.plan(20, 8)
+    own, event = plan.privacy_event(), agg.privacy_event(plan)
+    assert secagg_failure_probability(threat) == 2.0**-threat.security_bits
+    assert event.wrap_probability == own.wrap_probability + 2.0**-40
+    assert event.bound == own.bound and event.sampler_tv == own.sampler_tv
+    spent = PrivacyAccountant([(event, 3)]).get_epsilon(1e-6)
+    assert spent.delta_wrap == pytest.approx(3 * (2.0**plan.log2_wrap_probability + 2.0**-40))
 
 
 # --- consent and budgets -------------------------------------------------------------------
@@ -213,9 +290,10 @@ def _dp_run(
 
 def test_budget_spent_user_stops_and_ledger_equals_accountant(tmp_path: Path) -> None:
     users = 10
-    dp_one = DpSecAggAggregator(DpSettings(noise_multiplier=3.0, l2_clip=1.0, delta=1e-5),
-                                threat=NO_THREAT).plan(users, 6)
-    one_round = dp_one.epsilon(1, 1e-5).epsilon
+    agg = DpSecAggAggregator(DpSettings(noise_multiplier=3.0, l2_clip=1.0, delta=1e-5),
+                             threat=NO_THREAT)
+    one_event = agg.privacy_event(agg.plan(users, 6))
+    one_round = PrivacyAccountant([(one_event, 1)]).get_epsilon(1e-5).epsilon
     reg, trainer, _ = _dp_run(tmp_path, users, rounds=3, strict_epsilon=1.2 * one_round)
     strict = sorted(trainer.devices)[0]
     assert reg.rounds_of(strict, Purpose.TRAINING) == [0]
@@ -229,8 +307,7 @@ def test_budget_spent_user_stops_and_ledger_equals_accountant(tmp_path: Path) ->
     other = sorted(trainer.devices)[1]
     aggregator = trainer.aggregator
     assert isinstance(aggregator, DpSecAggAggregator)
-    events = [aggregator.plan(10, 6).privacy_event(), aggregator.plan(9, 6).privacy_event(),
-              aggregator.plan(9, 6).privacy_event()]
+    events = [aggregator.privacy_event(aggregator.plan(m, 6)) for m in (10, 9, 9)]
     expected = PrivacyAccountant([(e, 1) for e in events]).get_epsilon(1e-5).epsilon
     spent = reg.spent(other)
     assert spent[0] == pytest.approx(expected, rel=1e-12)
@@ -267,7 +344,7 @@ def test_aborted_round_changes_neither_model_nor_ledger(tmp_path: Path) -> None:
 
 def test_user_level_accountant_charges_increments() -> None:
     agg = DpSecAggAggregator(DpSettings(noise_multiplier=2.0), threat=NO_THREAT)
-    event = agg.plan(20, 8).privacy_event()
+    event = agg.privacy_event(agg.plan(20, 8))
     acct = UserLevelAccountant(1e-6)
     total = [0.0, 0.0]
     for r in range(4):
@@ -295,7 +372,7 @@ def test_configuration_errors() -> None:
     with pytest.raises(ParameterError):
         DpSettings(noise_multiplier=1.0, delta=1.0)
     with pytest.raises(ParameterError):
-        DpSettings(noise_multiplier=1.0, modulus_bits=60)
+        DpSettings(noise_multiplier=1.0, modulus_bits=65)
     with pytest.raises(ParameterError):
         LocalTraining(learning_rate=0.0)
 
