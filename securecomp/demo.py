@@ -261,8 +261,8 @@ def render_report(report: dict[str, Any]) -> str:
          f"{cost['bytes_sent_per_client_per_round']:,.0f} / "
          f"{cost['bytes_received_per_client_per_round']:,.0f}"),
         ("secure aggregation", f"{cost['protocol']}"),
-        ("", f"threshold {cost['threshold']}, +{cost['extra_bits_per_value']} bits/value "
-         f"for DP, {_fmt(cost['seconds_per_round'], '.2f')} s/round"),
+        ("", f"threshold {cost['threshold']}, {cost['modulus_bits']} bits/value (the DP "
+         f"ring Z_2^b, no extra bits), {_fmt(cost['seconds_per_round'], '.2f')} s/round"),
         ("encrypted inference (CKKS, 128-bit)",
          f"{inf['rows']} rows: up {_mib(inf['upload_bytes'])}, "
          f"down {_mib(inf['download_bytes'])}, max error {inf['max_error']:.1e}"),
