@@ -159,7 +159,11 @@ def test_probabilities_through_the_polynomial(splits: dict[int, Split]) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = s.protocol.infer(s.fit, X, output="probabilities")
-    np.testing.assert_allclose(result.scores, sig(z), atol=1e-3)
+    # Inside [-B, B] the polynomial's slope is small and the CKKS error stays below 1e-3;
+    # outside it the polynomial is steep and amplifies that error, so compare relatively.
+    inside = np.abs(z) <= sig.interval
+    np.testing.assert_allclose(result.scores[inside], sig(z[inside]), atol=1e-3)
+    np.testing.assert_allclose(result.scores[~inside], sig(z[~inside]), rtol=2e-2, atol=1e-3)
     assert result.report.metrics["params"] != s.fit.report.metrics["params"]  # depth 4
     # Rows whose logits leave [-8, 8] show up as probabilities outside [0, 1].
     outside = np.abs(sig(z) - 0.5) > 0.5 + sig.max_error + 1e-3
