@@ -129,7 +129,7 @@ def _sharing_section(rng: np.random.Generator) -> tuple[list[str], bool]:
         "3 parties, 10,000 values each, fixed point f = 16 over Z_2^64",
         f"max |secure sum - numpy sum| = {err:.2e} (3 roundings to 2^-16: <= {3 * 2**-17:.1e})",
         *report.summary().splitlines(),
-    ], err <= 1e-4
+    ], err <= 3 * 2**-17 + 1e-9  # plus float64 rounding of numpy's sum
 
 
 def _ckks_section(rng: np.random.Generator) -> tuple[list[str], bool]:

@@ -17,11 +17,12 @@ conversions are checked against SEAL's encoder and decoder in the tests.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -170,13 +171,47 @@ def make_plaintext(
         + array
     )
     plaintext = sealapi.Plaintext()
-    with tempfile.TemporaryDirectory(prefix="securecomp-pt-") as tmp:
-        # A plaintext made of masks and noise: no key material is written.
-        path = os.path.join(tmp, "plaintext")
-        with open(path, "wb") as fh:
-            fh.write(_sealed(body))
+    # The plaintext holds the evaluator's mask and flooding noise, which hide the value from
+    # the key holder. SEAL loads plaintexts only from a path, so the bytes go to an
+    # anonymous in-memory file (never the filesystem) where the platform offers one.
+    with _memory_file(_sealed(body)) as path:
         try:
             plaintext.load(seal_context, path)
         except (RuntimeError, ValueError) as exc:
             raise ParameterError(f"SEAL refused the constructed plaintext: {exc}") from exc
     return plaintext
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path to ``data`` held in an anonymous memory file (Linux ``memfd_create``).
+
+    Elsewhere, a 0600 file in a private temporary directory, overwritten with zeros before it
+    is removed.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("securecomp-pt", getattr(os, "MFD_CLOEXEC", 0))
+        try:
+            _write_all(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="securecomp-pt-") as tmp:
+        path = os.path.join(tmp, "plaintext")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            yield path
+        finally:
+            with open(path, "r+b") as fh:
+                fh.write(bytes(len(data)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

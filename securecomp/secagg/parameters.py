@@ -65,7 +65,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from securecomp.errors import ParameterError
-from securecomp.params import STATISTICAL_SECURITY_BITS
+from securecomp.params import STATISTICAL_SECURITY_BITS, check_statistical_security
 from securecomp.secagg.graph import CommunicationGraph, complete_graph, harary_graph
 
 __all__ = [
@@ -126,6 +126,9 @@ class ThreatModel:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 256:
                 raise ParameterError(f"{name} must be an int in [1, 256], got {v!r}")
+        # Privacy rests on security_bits: below 40 only behind the insecure opt-in.
+        if self.security_bits <= 128:
+            check_statistical_security(self.security_bits, "ThreatModel.security_bits")
         if not isinstance(self.malicious_server, bool):
             raise ParameterError(
                 f"malicious_server must be a bool, got {self.malicious_server!r}"

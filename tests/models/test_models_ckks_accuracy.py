@@ -20,8 +20,10 @@ from sklearn.linear_model import LogisticRegression as SkLogistic
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from securecomp.errors import InsecureParameterError
 from securecomp.models.ckks import CKKSProtocol, CKKSSession
 from securecomp.models.protocol import FitResult, TrainingSpec
+from securecomp.params import insecure_test_parameters
 
 SEEDS = (0, 1, 2, 3, 4)
 HYPER = {
@@ -166,14 +168,20 @@ def test_probabilities_through_the_polynomial(splits: dict[int, Split]) -> None:
     np.testing.assert_allclose(result.scores[~inside], sig(z[~inside]), rtol=2e-2, atol=1e-3)
     assert result.report.metrics["params"] != s.fit.report.metrics["params"]  # depth 4
     # Rows whose logits leave [-8, 8] show up as probabilities outside [0, 1].
-    outside = np.abs(sig(z) - 0.5) > 0.5 + sig.max_error + 1e-3
-    assert result.report.metrics["probabilities_out_of_range"] == pytest.approx(np.mean(outside))
-    assert bool(caught) == bool(np.any(outside))
+    # (Rows within the CKKS error of the threshold may fall either way.)
+    dist = np.abs(sig(z) - 0.5) - (0.5 + sig.max_error + 1e-3)
+    surely, maybe = np.mean(dist > 2e-3), np.mean(dist > -2e-3)
+    reported = result.report.metrics["probabilities_out_of_range"]
+    assert surely <= reported <= maybe
+    assert bool(caught) == (reported > 0)
+    if surely > 0:
+        assert caught
 
 
 def test_release_floods_the_model_and_reports_its_accuracy(splits: dict[int, Split]) -> None:
     s = splits[1]
-    released = s.protocol.release(s.fit, s=8, X=s.X_test, y=s.y_test)
+    with insecure_test_parameters():  # s = 8 keeps the model usable; the default is 40
+        released = s.protocol.release(s.fit, s=8, X=s.X_test, y=s.y_test)
     t = released.error_bound
     assert t == s.fit.state.error_bound["heuristic"] > 0
     width = s.fit.coef.size + 1
@@ -183,6 +191,8 @@ def test_release_floods_the_model_and_reports_its_accuracy(splits: dict[int, Spl
         _accuracy(s.X_test, s.y_test, s.fit.coef, s.fit.intercept)
     )
     assert 0.0 <= m["released_accuracy"] <= 1.0
+    with pytest.raises(InsecureParameterError):  # below 40 bits without the opt-in
+        s.protocol.release(s.fit, s=8)
     assert "noise flooding" in released.report.leakage.by_party()["server"][0].what
     # The server now holds the released model and can score with it.
     scores = s.protocol.infer(s.fit, s.X_test[:20], model="released").scores

@@ -24,6 +24,7 @@ from securecomp.models.ckks.state import (
 )
 from securecomp.models.protocol import TrainingSpec
 from securecomp.net.report import CostReport
+from securecomp.params import check_statistical_security
 
 __all__ = ["release_model"]
 
@@ -39,6 +40,7 @@ def release_model(
     y: NDArray[np.float64] | None,
 ) -> ReleasedModel:
     """See `CKKSProtocol.release`."""
+    s = check_statistical_security(s, "release statistical parameter s")
     kind = options.release_bound
     if kind not in state.error_bound:
         raise ParameterError("this fit has no error bound to size the flooding from")

@@ -303,6 +303,11 @@ class AuthDealerClient(AuthPreprocessing):
         self._seconds += time.perf_counter() - start
 
     @property
+    def session_id(self) -> bytes:
+        """The session id the dealer derived this party's material under."""
+        return self._session
+
+    @property
     def params(self) -> Spdz2kParameters:
         return self._params
 

@@ -122,7 +122,14 @@ class ActiveSession:
         self.channel = channel
         self.preprocessing = preprocessing
         self.params: Spdz2kParameters = params
-        self.session_id = bytes(session_id) if session_id is not None else secrets.token_bytes(16)
+        if session_id is None:
+            # Every party must hash the same id into its commitments: take the dealer's.
+            session_id = getattr(preprocessing, "session_id", None)
+        if session_id is None:
+            raise ParameterError(
+                "ActiveSession needs the session id shared by all parties (session_id=...)"
+            )
+        self.session_id = bytes(session_id)
         self.encoding: FixedPoint = fixed_point(frac_bits, 64 if params.k == 64 else 32)
         self.input_bound = float(input_bound)
         self.ledger = ledger if ledger is not None else LeakageLedger()
