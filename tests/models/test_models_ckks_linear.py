@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from securecomp.models.ckks import CKKSProtocol
 from securecomp.models.protocol import FitResult, TrainingSpec
+from securecomp.params import insecure_test_parameters
 
 SPEC = TrainingSpec("linear", optimizer="nesterov", learning_rate=0.3, max_iter=10)
 
@@ -66,7 +67,8 @@ def test_encrypted_inference_and_release(
     proto, fit = fitted
     scores = proto.decision_function(fit, X).scores
     np.testing.assert_allclose(scores, X @ fit.coef + fit.intercept, atol=1e-4)
-    released = proto.release(fit, s=16, X=X, y=y)
+    with insecure_test_parameters():  # s = 16: at s = 40 the flooding swamps the model
+        released = proto.release(fit, s=16, X=X, y=y)
     m = released.report.metrics
     assert m["released_mse"] <= 1.01 * m["key_holder_mse"]  # 2^-40 scale: flooding is cheap
     assert released.noise_std < 1e-3
