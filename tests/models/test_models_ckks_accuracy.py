@@ -161,11 +161,14 @@ def test_probabilities_through_the_polynomial(splits: dict[int, Split]) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = s.protocol.infer(s.fit, X, output="probabilities")
-    # Inside [-B, B] the polynomial's slope is small and the CKKS error stays below 1e-3;
-    # outside it the polynomial is steep and amplifies that error, so compare relatively.
+    # Inside [-B, B] the polynomial's slope is small: the encrypted evaluation (depth-4
+    # chain, scale 2^40 with the logits folded to z/B) stays within 5e-3 of the float
+    # polynomial (typically 1e-5, rarely up to 2e-3 near the interval's ends); outside it the
+    # polynomial is steep and amplifies that error, so compare relatively.
     inside = np.abs(z) <= sig.interval
-    np.testing.assert_allclose(result.scores[inside], sig(z[inside]), atol=1e-3)
-    np.testing.assert_allclose(result.scores[~inside], sig(z[~inside]), rtol=2e-2, atol=1e-3)
+    np.testing.assert_allclose(result.scores[inside], sig(z[inside]), atol=5e-3)
+    np.testing.assert_allclose(result.scores[~inside], sig(z[~inside]), rtol=2e-2, atol=5e-3)
+    assert np.median(np.abs(result.scores - sig(z))) < 1e-4
     assert result.report.metrics["params"] != s.fit.report.metrics["params"]  # depth 4
     # Rows whose logits leave [-8, 8] show up as probabilities outside [0, 1].
     # (Rows within the CKKS error of the threshold may fall either way.)
