@@ -24,7 +24,7 @@ from securecomp.models.protocol import (
     TrainingSpec,
     register_protocol,
 )
-from securecomp.models.validation import check_spec
+from securecomp.models.validation import check_plan_shape, check_spec
 from securecomp.net.report import CostReport
 
 __all__ = ["PlainProtocol", "batch_slices", "sigmoid"]
@@ -190,15 +190,7 @@ class PlainProtocol(ModelProtocol):
         Nothing is encrypted, so depth, keys and ciphertexts are all zero; the count of
         multiply-adds (about ``2·n·(d+1)`` per epoch for the two products) is the only cost.
         """
-        if (
-            not isinstance(X_shape, tuple)
-            or len(X_shape) != 2
-            or not all(isinstance(v, int | np.integer) and v > 0 for v in X_shape)
-        ):
-            raise ParameterError(
-                f"X_shape must be a tuple (n_samples, n_features) of ints > 0, got {X_shape!r}"
-            )
-        n, d = (int(v) for v in X_shape)
+        n, d = check_plan_shape(X_shape)
         width = d + int(self.spec.fit_intercept)
         n_batches = len(batch_slices(n, self.spec.batch_size))
         return {

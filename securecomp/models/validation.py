@@ -27,6 +27,7 @@ from securecomp.models.protocol import FitResult, ScoreResult, TrainingSpec
 __all__ = [
     "build_spec",
     "check_fit_result",
+    "check_plan_shape",
     "check_score_result",
     "check_spec",
     "step_size",
@@ -193,6 +194,25 @@ def step_size(X: NDArray[np.float64], *, task: str, fit_intercept: bool, l2: flo
         )
     # All-zero features and no penalty: the objective is flat, any step is safe.
     return 1.0 / lipschitz if lipschitz > 0.0 else 1.0
+
+
+def check_plan_shape(X_shape: object) -> tuple[int, int]:
+    """``(n_samples, n_features)`` from the ``X_shape`` given to a protocol's ``plan``.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``X_shape`` is a tuple of two ints > 0.
+    """
+    if (
+        not isinstance(X_shape, tuple)
+        or len(X_shape) != 2
+        or not all(_is_int(v) and v > 0 for v in X_shape)
+    ):
+        raise ParameterError(
+            f"X_shape must be a tuple (n_samples, n_features) of ints > 0, got {X_shape!r}"
+        )
+    return int(X_shape[0]), int(X_shape[1])
 
 
 def check_fit_result(result: object, n_features: int, backend: str) -> FitResult:

@@ -52,7 +52,7 @@ from securecomp.models.protocol import (
     TrainingSpec,
     register_protocol,
 )
-from securecomp.models.validation import check_spec
+from securecomp.models.validation import check_plan_shape, check_spec
 from securecomp.net.report import CostReport
 
 __all__ = [
@@ -258,18 +258,7 @@ class CKKSProtocol(ModelProtocol):
         ParameterError
             A bad shape, or a depth that fits no secure parameters.
         """
-        if (
-            not isinstance(X_shape, tuple)
-            or len(X_shape) != 2
-            or not all(
-                isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0
-                for v in X_shape
-            )
-        ):
-            raise ParameterError(
-                f"X_shape must be a tuple (n_samples, n_features) of ints > 0, got {X_shape!r}"
-            )
-        n, d = int(X_shape[0]), int(X_shape[1])
+        n, d = check_plan_shape(X_shape)
         sigmoid = self._sigmoid()
         rows = self._batch_rows(n)
         width = d + int(self.spec.fit_intercept)

@@ -30,7 +30,7 @@ from securecomp.errors import (
     ShapeMismatchError,
 )
 from securecomp.models.protocol import FitResult, ModelProtocol, ScoreResult, TrainingSpec
-from securecomp.models.validation import check_spec
+from securecomp.models.validation import check_plan_shape, check_spec
 from securecomp.mpc.models.options import MPCOptions, parse_options
 from securecomp.mpc.models.plan import TrainPlan, make_plan, spec_words
 from securecomp.mpc.models.program import (
@@ -458,15 +458,7 @@ class MPCProtocol(ModelProtocol):
         adds its products and a range check); material is counted in 64-bit words per
         party and covers what is fetched ahead of the steps.
         """
-        if (
-            not isinstance(X_shape, tuple)
-            or len(X_shape) != 2
-            or not all(isinstance(v, int | np.integer) and v > 0 for v in X_shape)
-        ):
-            raise ParameterError(
-                f"X_shape must be a tuple (n_samples, n_features) of ints > 0, got {X_shape!r}"
-            )
-        n, d = (int(v) for v in X_shape)
+        n, d = check_plan_shape(X_shape)
         plan = self.make_plan(n, d)
         dealer = self.options.truncation is Truncation.DEALER
         link = 9 if plan.task == "logistic" else 0
