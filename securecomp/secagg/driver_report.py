@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,11 +27,20 @@ import numpy.typing as npt
 from securecomp.net.report import CostReport, LeakageLedger
 from securecomp.net.stats import CommStats, Counts
 from securecomp.secagg.config import SecAggConfig
-from securecomp.secagg.messages import SERVER, AnyStage, Stage
+from securecomp.secagg.messages import SERVER, ActiveStage, AnyStage, Stage
 from securecomp.secagg.server import SecAggResult, SecAggServer
-from securecomp.secagg.simulator import RejectedMessage, input_metrics, record_client_leakage
 
-__all__ = ["STAGES", "DriverResult", "TrafficCounter", "build_report"]
+if TYPE_CHECKING:  # annotation only: the simulator builds its report with this module
+    from securecomp.secagg.simulator import RejectedMessage
+
+__all__ = [
+    "STAGES",
+    "DriverResult",
+    "TrafficCounter",
+    "build_report",
+    "input_metrics",
+    "record_client_leakage",
+]
 
 #: The four stages of the semi-honest protocol in order (`SecAggConfig.stages` gives the
 #: stages of a configuration, five against a malicious server).
@@ -178,3 +187,38 @@ def build_report(
     if extra:
         report.metrics.update(extra)
     return report
+
+
+def record_client_leakage(ledger: LeakageLedger, config: SecAggConfig) -> None:
+    """What each client learns by design, in any driver's report."""
+    ledger.record(
+        "each client",
+        "ids and public keys of its live neighbours at each stage",
+        Stage.ADVERTISE_KEYS.value,
+    )
+    if config.malicious:
+        ledger.record(
+            "each client",
+            "the signed key transcript: ids, public keys and signatures of every client that "
+            "advertised keys (the whole transcript is needed to recompute its hash)",
+            Stage.ADVERTISE_KEYS.value,
+        )
+        ledger.record(
+            "each client",
+            "the survivor set U3 and the signers of its certificate",
+            ActiveStage.CONSISTENCY_CHECK.value,
+        )
+
+
+def input_metrics(config: SecAggConfig) -> dict[str, Any]:
+    """How the inputs were encoded, for any driver's report: ``"quantized"`` (the sum
+    cannot wrap) or ``"distributed-dp"`` with the mechanism and the log2 bound on the
+    aggregate wrapping modulo ``2^b`` (a failure event for the DP accountant's delta)."""
+    dp = config.dp
+    if dp is None:
+        return {"inputs": "quantized"}
+    return {
+        "inputs": "distributed-dp",
+        "dp_mechanism": dp.mechanism,
+        "log2_wrap_probability": dp.log2_wrap_probability,
+    }

@@ -37,7 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -50,13 +50,13 @@ from securecomp.errors import (
     ReplayError,
     SecurecompError,
 )
-from securecomp.net.report import CostReport, LeakageLedger
+from securecomp.net.report import CostReport
 from securecomp.net.stats import CommStats
 from securecomp.secagg.client import SecAggClient
 from securecomp.secagg.config import SecAggConfig
+from securecomp.secagg.driver_report import build_report
 from securecomp.secagg.messages import (
     SERVER,
-    ActiveStage,
     AnyStage,
     Message,
     ServerMessage,
@@ -76,8 +76,6 @@ __all__ = [
     "SecAggSimulation",
     "SimulationResult",
     "dropouts",
-    "input_metrics",
-    "record_client_leakage",
     "simulate",
 ]
 
@@ -367,109 +365,17 @@ class SecAggSimulation:
 
     def _build_report(self) -> CostReport:
         cfg = self.config
-        ledger = LeakageLedger()
-        for entry in self.server.leakage:
-            ledger.record(entry.party, entry.what, entry.stage)
-        record_client_leakage(ledger, cfg)
-        report = CostReport(
+        return build_report(
             protocol=f"{cfg.protocol} (in-process simulation of {cfg.n} clients)",
-            comm=CommStats.merge(self._stats.values()),
-            leakage=ledger,
+            config=cfg,
+            server=self.server,
+            stats=self._stats,
+            client_seconds=self._client_seconds,
+            server_seconds=self._server_seconds,
+            rejected=len(self.rejected),
+            client_aborts=self.client_aborts,
+            simulation=True,
         )
-        for stage in self._stages:
-            per = self._client_seconds.get(stage, {})
-            if per:
-                report.phases[f"clients:{stage.value}"] = sum(per.values())
-            if stage in self._server_seconds:
-                report.phases[f"server:{stage.value}"] = self._server_seconds[stage]
-        clients = [u for u in self._stats if u != SERVER]
-        sent = {u: self._stats[u].bytes_sent for u in clients}
-        per_client_seconds: dict[int | str, float] = defaultdict(float)
-        for per in self._client_seconds.values():
-            for u, s in per.items():
-                per_client_seconds[u] += s
-        by_stage: dict[str, dict[str, int]] = {}
-        for stage in self._stages:
-            up = sum(self._stats[u].per_phase.get(stage.value, _ZERO).bytes_sent for u in clients)
-            down = self._stats[SERVER].per_phase.get(stage.value, _ZERO).bytes_sent
-            by_stage[stage.value] = {"clients_sent": up, "server_sent": down}
-        result = self.server.result
-        metrics: dict[str, Any] = {
-            "simulation": True,
-            "n": cfg.n,
-            "dim": cfg.dim,
-            "bits": cfg.bits,
-            "threshold": cfg.threshold,
-            "degree": cfg.graph.degree,
-            "malicious_server": cfg.malicious,
-            "survivors": len(result.survivors) if result is not None else 0,
-            "aborted": self.server.aborted,
-            "dropped": {s.value: list(v) for s, v in self.server.dropped.items()},
-            "bytes_per_client": {
-                str(u): {
-                    "sent": self._stats[u].bytes_sent,
-                    "received": self._stats[u].bytes_received,
-                    "per_stage_sent": {
-                        ph: c.bytes_sent for ph, c in self._stats[u].per_phase.items()
-                    },
-                }
-                for u in clients
-            },
-            "bytes_per_stage": by_stage,
-            "client_upload_bytes_max": max(sent.values(), default=0),
-            "client_upload_bytes_mean": sum(sent.values()) / max(len(sent), 1),
-            "communication_expansion_16bit": max(sent.values(), default=0) / (2 * cfg.dim),
-            "client_seconds_mean": sum(per_client_seconds.values()) / max(len(clients), 1),
-            "client_seconds_max": max(per_client_seconds.values(), default=0.0),
-            "server_seconds": sum(self._server_seconds.values()),
-            "rejected_messages": len(self.rejected),
-            "client_aborts": sorted(self.client_aborts),
-        }
-        metrics.update(input_metrics(cfg))
-        report.metrics.update(metrics)
-        return report
-
-
-class _Zero:
-    bytes_sent = 0
-
-
-_ZERO: Any = _Zero()
-
-
-def record_client_leakage(ledger: LeakageLedger, config: SecAggConfig) -> None:
-    """What each client learns by design, in any driver's report."""
-    ledger.record(
-        "each client",
-        "ids and public keys of its live neighbours at each stage",
-        Stage.ADVERTISE_KEYS.value,
-    )
-    if config.malicious:
-        ledger.record(
-            "each client",
-            "the signed key transcript: ids, public keys and signatures of every client that "
-            "advertised keys (the whole transcript is needed to recompute its hash)",
-            Stage.ADVERTISE_KEYS.value,
-        )
-        ledger.record(
-            "each client",
-            "the survivor set U3 and the signers of its certificate",
-            ActiveStage.CONSISTENCY_CHECK.value,
-        )
-
-
-def input_metrics(config: SecAggConfig) -> dict[str, Any]:
-    """How the inputs were encoded, for any driver's report: ``"quantized"`` (the sum
-    cannot wrap) or ``"distributed-dp"`` with the mechanism and the log2 bound on the
-    aggregate wrapping modulo ``2^b`` (a failure event for the DP accountant's delta)."""
-    dp = config.dp
-    if dp is None:
-        return {"inputs": "quantized"}
-    return {
-        "inputs": "distributed-dp",
-        "dp_mechanism": dp.mechanism,
-        "log2_wrap_probability": dp.log2_wrap_probability,
-    }
 
 
 def reply_stage(stage: AnyStage, stages: tuple[AnyStage, ...] = _STAGES) -> AnyStage:
