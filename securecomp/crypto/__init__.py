@@ -21,6 +21,7 @@ from securecomp.crypto.aead import (
     open_sealed,
     seal,
 )
+from securecomp.crypto.cdt import CdtSampler
 from securecomp.crypto.ed25519 import PUBLIC_KEY_BYTES as ED25519_PUBLIC_KEY_BYTES
 from securecomp.crypto.ed25519 import (
     SIGNATURE_BYTES,
@@ -50,6 +51,7 @@ __all__ = [
     "SIGNATURE_BYTES",
     "TAG_BYTES",
     "AesCtrPrg",
+    "CdtSampler",
     "Domain",
     "Ed25519KeyPair",
     "ShapeLike",

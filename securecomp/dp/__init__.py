@@ -10,7 +10,7 @@ keystreams and privacy accounted through zCDP from the papers' own bounds.
 * :mod:`~securecomp.dp.mechanism`: `encode_update` (client) and `decode_sum` (server);
 * :mod:`~securecomp.dp.rotation`, :mod:`~securecomp.dp.clipping`,
   :mod:`~securecomp.dp.rounding`: the quantization steps;
-* :mod:`~securecomp.dp.ddgauss`, :mod:`~securecomp.dp.skellam`, :mod:`~securecomp.dp.cdt`:
+* :mod:`~securecomp.dp.ddgauss`, :mod:`~securecomp.dp.skellam`, :mod:`~securecomp.crypto.cdt`:
   samplers and per-mechanism privacy bounds;
 * :mod:`~securecomp.dp.accounting`: composition and conversion to ``(epsilon, delta)``;
 * :mod:`~securecomp.dp.tails`: the tail bounds behind the modulus and error bounds.
@@ -18,6 +18,7 @@ keystreams and privacy accounted through zCDP from the papers' own bounds.
 Importing this package builds no sampling table and draws no randomness.
 """
 
+from securecomp.crypto.cdt import CdtSampler
 from securecomp.dp.accounting import (
     ApproxZcdp,
     PrivacyAccountant,
@@ -27,7 +28,6 @@ from securecomp.dp.accounting import (
     bun_steinke_epsilon,
     rdp_to_epsilon,
 )
-from securecomp.dp.cdt import CdtSampler
 from securecomp.dp.clipping import clip_l2
 from securecomp.dp.config import (
     DEFAULT_BETA,

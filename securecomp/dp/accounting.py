@@ -39,7 +39,7 @@ orders only.
 Extra delta terms
 -----------------
 * *Sampler*: the noise is drawn from tables truncated to a finite window
-  (`securecomp.dp.cdt`). If every release is within total variation ``eta`` of the ideal
+  (`securecomp.crypto.cdt`). If every release is within total variation ``eta`` of the ideal
   mechanism, an ``(epsilon, delta)`` guarantee of the ideal one holds for the real one with
   ``delta + (1 + e^epsilon) * eta`` (for any event S: ``P'[S] <= P[S] + eta <=
   e^eps (P'[S'] + eta) + delta + eta``); the ``eta`` of all releases add.

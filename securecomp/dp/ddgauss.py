@@ -8,7 +8,7 @@ Sampler
 ``N_Z(0, sigma^2)`` gives the integer ``x`` probability proportional to
 ``exp(-x^2 / (2 sigma^2))`` (Canonne, Kamath and Steinke, "The Discrete Gaussian for
 Differential Privacy", NeurIPS 2020). The sampler draws ``|X|`` from an exact table
-(`securecomp.dp.cdt`) of the folded weights ``w(0), 2 w(1), ..., 2 w(K)`` and a sign from one
+(`securecomp.crypto.cdt`) of the folded weights ``w(0), 2 w(1), ..., 2 w(K)`` and a sign from one
 keystream bit, so the output is exactly symmetric. The weights are computed by the
 recurrence ``w(x+1) = w(x) q^(2x+1)``, ``q = exp(-1 / (2 sigma^2))``, with 320 fractional
 bits (``q`` from 110-digit decimal arithmetic). The discrete Gaussian is
@@ -45,9 +45,9 @@ import operator
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.cdt import CdtSampler
 from securecomp.crypto.prg import AesCtrPrg
 from securecomp.dp.accounting import ApproxZcdp, RdpBound
-from securecomp.dp.cdt import CdtSampler
 from securecomp.errors import ParameterError
 
 __all__ = [
@@ -68,7 +68,7 @@ MAX_SIGMA = float(1 << 14)
 #: Each sampler leaves out at most 2^-TAIL_BITS of probability mass.
 TAIL_BITS = 100
 
-_FRAC = 320  # fractional bits of the fixed-point weights (see securecomp.dp.cdt)
+_FRAC = 320  # fractional bits of the fixed-point weights (see securecomp.crypto.cdt)
 
 
 def _check_sigma(sigma: object) -> float:

@@ -12,7 +12,7 @@ exactly, so the aggregate noise is again Skellam (Agarwal et al., section 3).
 Sampler
 -------
 numpy's Poisson sampler runs on its own (non-cryptographic) bit generator, so it is not
-used. ``Poisson(mu)`` is sampled by inversion from an exact table (`securecomp.dp.cdt`) fed
+used. ``Poisson(mu)`` is sampled by inversion from an exact table (`securecomp.crypto.cdt`) fed
 by 128-bit AES-CTR draws, on the window ``[lo, hi]`` outside which the Chernoff bounds
 ``P[X >= k] <= e^-mu (e mu / k)^k`` (``k > mu``) and ``P[X <= k] <= e^-mu (e mu / k)^k``
 (``k < mu``) (Mitzenmacher and Upfal, "Probability and Computing", Theorem 5.4) leave at
@@ -47,9 +47,9 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
+from securecomp.crypto.cdt import CdtSampler
 from securecomp.crypto.prg import AesCtrPrg
 from securecomp.dp.accounting import ApproxZcdp, RdpBound
-from securecomp.dp.cdt import CdtSampler
 from securecomp.dp.ddgauss import MAX_SIGMA, TAIL_BITS
 from securecomp.errors import ParameterError
 

@@ -2,11 +2,11 @@
 
 ``D_{Z,σ}`` gives ``x`` probability proportional to ``exp(-x² / (2σ²))``.
 
-1. **Base sampler**: a cumulative distribution table of ``D_{Z,σ0}``, ``σ0 = 256``, cut at
-   ``±11σ0`` (tail mass about 2^-91), each entry ``floor(2^128 · CDF)`` computed in
-   60-digit decimal arithmetic. A uniform 128-bit draw from `AesCtrPrg` is located by
-   binary search; every kept probability (at least 2^-97) is exact to a relative 2^-31,
-   and no value outside the support of ``D_{Z,σ0}`` is ever produced.
+1. **Base sampler**: `securecomp.crypto.CdtSampler` on the weights of ``D_{Z,σ0}``,
+   ``σ0 = 256``, cut at ``±11σ0`` (tail mass about 2^-91), each weight ``floor(2^200 ρ(x))``
+   computed in 80-digit decimal arithmetic; its 128-bit cumulative table is inverted for a
+   uniform 128-bit draw from `AesCtrPrg`. Every kept probability (at least 2^-97) is exact to
+   a relative 2^-31, and no value outside the support of ``D_{Z,σ0}`` is ever produced.
 2. **Convolution** (Micciancio and Walter, "Gaussian sampling over the integers: efficient,
    generic, constant-time", CRYPTO 2017, section 5; Peikert, CRYPTO 2010, Theorem 3.1):
    if ``x1 ~ D_{Z,σ1}`` and ``x2 ~ D_{Z,σ2}``, then ``x1 + z·x2`` follows ``D_{Z,σ}`` with
@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from securecomp.crypto import AesCtrPrg
+from securecomp.crypto import AesCtrPrg, CdtSampler
 from securecomp.errors import ParameterError
 
 __all__ = ["BASE_SIGMA", "MAX_SIGMA", "DiscreteGaussian"]
@@ -46,42 +46,23 @@ MAX_SIGMA = 2.0**57
 
 
 @functools.cache
-def _table() -> tuple[NDArray[np.uint64], NDArray[np.uint64], int]:
-    """(hi, lo) 64-bit halves of ``floor(2^128 CDF(x))`` for x in [-T, T), and T."""
+def _base_sampler() -> CdtSampler:
+    """The table of ``D_{Z,σ0}`` on ``[-T, T]``: weights ``floor(2^200 ρ(x))`` from 80-digit
+    decimal arithmetic, inverted by `CdtSampler` (128-bit CDT, exact comparisons)."""
     bound = int(_TAIL * BASE_SIGMA)
     with decimal.localcontext() as dctx:
-        dctx.prec = 60
+        dctx.prec = 80
         two_var = decimal.Decimal(2) * decimal.Decimal(BASE_SIGMA) ** 2
-        rho = [(-decimal.Decimal(x * x) / two_var).exp() for x in range(bound + 1)]
-        total = rho[0] + 2 * sum(rho[1:])
-        scale = decimal.Decimal(2) ** 128
-        hi = np.empty(2 * bound, dtype=np.uint64)
-        lo = np.empty(2 * bound, dtype=np.uint64)
-        acc = decimal.Decimal(0)
-        for i, x in enumerate(range(-bound, bound)):
-            acc += rho[abs(x)]
-            v = int((acc / total * scale).to_integral_value(rounding=decimal.ROUND_FLOOR))
-            v = min(v, (1 << 128) - 1)
-            hi[i], lo[i] = v >> 64, v & ((1 << 64) - 1)
-    return hi, lo, bound
+        unit = decimal.Decimal(2) ** 200
+        half = [int((-decimal.Decimal(x * x) / two_var).exp() * unit) for x in range(bound + 1)]
+    weights = half[:0:-1] + half  # x = -T .. T
+    tail = 2.0 ** -90  # mass beyond ±11 σ0 (about 2^-91)
+    return CdtSampler(weights, -bound, tail_mass=tail)
 
 
 def _base(prg: AesCtrPrg, size: int) -> NDArray[np.int64]:
-    """``size`` samples of ``D_{Z,σ0}`` (128-bit CDT, exact comparisons)."""
-    hi, lo, bound = _table()
-    draws = prg.random_uint64((size, 2))
-    u_hi, u_lo = draws[:, 0], draws[:, 1]
-    # The answer is the first entry whose 128-bit CDF exceeds u (the last value otherwise).
-    first = np.searchsorted(hi, u_hi, side="left")
-    after = np.searchsorted(hi, u_hi, side="right")
-    idx = after.copy()
-    # Equal high halves (probability ~2^-64 per draw): compare the low halves exactly.
-    for n in np.nonzero(first != after)[0].tolist():
-        i = int(first[n])
-        while i < after[n] and lo[i] <= u_lo[n]:
-            i += 1
-        idx[n] = i
-    return idx.astype(np.int64) - bound
+    """``size`` samples of ``D_{Z,σ0}``."""
+    return _base_sampler().sample(size, prg)
 
 
 def _schedule(target: float) -> tuple[list[int], float]:

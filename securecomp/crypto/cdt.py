@@ -11,10 +11,10 @@ each) compare the low halves exactly. Hence value ``offset + i`` has probability
 ``(F_i - F_{i-1}) / 2^128``, within ``2^-128`` of ``w_i / W``: the total variation distance
 to the tabulated distribution is at most ``L * 2^-128``.
 
-This is the table method of the discrete Gaussian sampler used for CKKS noise flooding
-(`securecomp.he.ckks.gaussian`, after Micciancio and Walter, CRYPTO 2017), generalized to
-arbitrary weights so that the distributed-DP mechanisms (Kairouz et al. 2021; Agarwal et al.
-2021) can sample the discrete Gaussian of any ``sigma`` *exactly* (not only ``>= 256``) and
+It is the base sampler of the CKKS noise-flooding discrete Gaussian
+(`securecomp.he.ckks.gaussian`, after Micciancio and Walter, CRYPTO 2017), and with
+arbitrary weights it lets the distributed-DP mechanisms (Kairouz et al. 2021; Agarwal et al.
+2021) sample the discrete Gaussian of any ``sigma`` *exactly* (not only ``>= 256``) and
 the Poisson distribution, both from a cryptographic keystream. Callers truncate an infinite
 support to a finite window and report the truncated mass (`tail_mass`); `tv_bound` is then a
 bound on the total variation distance between what `sample` produces and the untruncated
