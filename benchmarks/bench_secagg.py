@@ -49,7 +49,6 @@ modulus ``2^b`` is the smallest that cannot wrap for ``n`` such inputs):
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import time
 from collections.abc import Iterator, Sequence
@@ -66,28 +65,22 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from securecomp.crypto.kdf import KDF_VERSION
-from securecomp.crypto.prg import AesCtrPrg
-from securecomp.crypto.shamir import FIELD_PRIME, evaluate_polynomials, secrets_to_limbs
-from securecomp.crypto.x25519 import X25519KeyPair
+from securecomp.crypto.shamir import FIELD_PRIME
 from securecomp.encoding import quantize
 from securecomp.secagg import (
-    SERVER,
     AdvertiseKeys,
-    Header,
-    KeysBroadcast,
     MaskedInput,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
     ShareKeys,
-    SharesDelivery,
     ThreatModel,
-    UnmaskRequest,
     UnmaskShares,
     decode_message,
     encode_message,
     simulate,
 )
+from securecomp.secagg.prepared import PreparedClient, run_client
 
 SCALE = 32767.0  # 16-bit signed inputs
 D = 100_000
@@ -139,77 +132,6 @@ def _summary() -> Iterator[None]:
 
 # --- a client facing prepared server messages ---------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Peer:
-    c: X25519KeyPair
-    s: X25519KeyPair
-    sk_share: bytes  # the peer's share of its s^SK for our client (a real Shamir share)
-    b_share: bytes  # ... and of its self-mask secret b
-
-
-class PreparedClient:
-    """Client ``u`` of ``cfg`` and the server messages it would receive in a live round.
-
-    The peers (``u``'s neighbours) have real X25519 key pairs and real Shamir shares of
-    their two secrets at ``u``'s evaluation point (a polynomial of degree ``t - 1`` with
-    random coefficients from AES-CTR, evaluated at ``u + 1`` only: the other holders'
-    shares are never needed here). `new_round` makes a fresh client, runs its stage 1 and
-    seals each peer's shares under the key the peer would derive with it, exactly as
-    `SecAggClient` does.
-    """
-
-    def __init__(self, cfg: SecAggConfig, u: int, values: npt.NDArray[np.unsignedinteger]):
-        self.cfg, self.u, self.values = cfg, u, values
-        self.ids = cfg.graph.closed_neighbourhood(u)
-        self.others = tuple(v for v in self.ids if v != u)
-        prg = AesCtrPrg.from_random()
-        t = cfg.threshold
-        self.peers: dict[int, _Peer] = {}
-        for v in self.others:
-            c, s = X25519KeyPair.generate(), X25519KeyPair.generate()
-            limbs = secrets_to_limbs([s.private_bytes(), secrets.token_bytes(32)]).reshape(-1)
-            coeffs = np.empty((t, limbs.size), dtype=np.uint64)
-            coeffs[0] = limbs
-            coeffs[1:] = prg.random_below(FIELD_PRIME, (t - 1, limbs.size))
-            share = evaluate_polynomials(coeffs, [u + 1]).astype("<u4").reshape(2, -1)
-            self.peers[v] = _Peer(c, s, share[0].tobytes(), share[1].tobytes())
-
-    def _header(self) -> Header:
-        cfg = self.cfg
-        return Header(cfg.session, 0, SERVER, self.u, cfg.fingerprint)
-
-    def new_round(self) -> tuple[SecAggClient, AdvertiseKeys, tuple[bytes, bytes, bytes]]:
-        """A fresh client after stage 1, and the encoded messages of stages 2-4."""
-        # Imported here: the sealing helpers are what a peer client runs, not the timed code.
-        from securecomp.secagg.masking import share_key
-        from securecomp.secagg.shares import seal_shares
-
-        cfg, u = self.cfg, self.u
-        client = SecAggClient(cfg, u, self.values)
-        adv = client.advertise_keys()
-        cp = tuple(adv.c_public if v == u else self.peers[v].c.public_bytes for v in self.ids)
-        sp = tuple(adv.s_public if v == u else self.peers[v].s.public_bytes for v in self.ids)
-        keys = KeysBroadcast(self._header(), self.ids, cp, sp)
-        sealed = []
-        for v in self.others:
-            p = self.peers[v]
-            k = share_key(p.c, adv.c_public, session=cfg.session, round=0, me=v, peer=u)
-            sealed.append(
-                seal_shares(
-                    k, session=cfg.session, round=0, owner=v, holder=u,
-                    sk_share=p.sk_share, b_share=p.b_share,
-                )
-            )
-        shares = SharesDelivery(self._header(), self.others, tuple(sealed))
-        request = UnmaskRequest(self._header(), self.ids)
-        wire = (encode_message(keys), encode_message(shares), encode_message(request))
-        return client, adv, wire
-
-
-def run_client(client: SecAggClient, wire: Sequence[bytes]) -> list[bytes]:
-    """The client's stages 2-4: decode each server message, handle it, encode the reply."""
-    return [encode_message(client.handle(decode_message(data))) for data in wire]  # type: ignore[arg-type]
 
 
 # --- the floor: the same cryptography, called directly ------------------------------------

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import secrets
 import statistics
 import sys
 import time
@@ -51,12 +50,11 @@ import numpy as np
 import numpy.typing as npt
 
 from securecomp.crypto.prg import AesCtrPrg
-from securecomp.crypto.shamir import FIELD_PRIME, evaluate_polynomials, secrets_to_limbs
+from securecomp.crypto.shamir import FIELD_PRIME
 from securecomp.crypto.x25519 import X25519KeyPair
 from securecomp.encoding import quantize
 from securecomp.secagg import (
     SERVER,
-    AdvertiseKeys,
     Header,
     KeysBroadcast,
     MaskedInput,
@@ -64,15 +62,13 @@ from securecomp.secagg import (
     SecAggConfig,
     SecAggServer,
     ShareKeys,
-    SharesDelivery,
     ThreatModel,
-    UnmaskRequest,
     UnmaskShares,
     decode_message,
     encode_message,
 )
-from securecomp.secagg.masking import share_key
-from securecomp.secagg.shares import SHARE_BYTES, seal_shares
+from securecomp.secagg.prepared import PreparedClient, run_client
+from securecomp.secagg.shares import SHARE_BYTES
 
 SCALE = 32767.0  # 16-bit signed inputs, as in the paper's communication figures
 
@@ -126,66 +122,16 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 # --- 1. one client facing prepared server messages ----------------------------------------
 
 
-@dataclass(frozen=True)
-class _Peer:
-    c: X25519KeyPair
-    s: X25519KeyPair
-    sk_share: bytes
-    b_share: bytes
-
-
-class PreparedClient:
-    """Client ``u`` and real messages from its peers (see the module docstring, table 1).
-
-    Each peer's shares for ``u`` are evaluations at ``u + 1`` of degree ``t - 1``
-    polynomials with random coefficients whose constant terms are the peer's secrets.
-    """
-
-    def __init__(self, cfg: SecAggConfig, u: int, values: npt.NDArray[Any]) -> None:
-        self.cfg, self.u, self.values = cfg, u, values
-        self.ids = cfg.graph.closed_neighbourhood(u)
-        self.others = tuple(v for v in self.ids if v != u)
-        prg = AesCtrPrg.from_random()
-        t = cfg.threshold
-        self.peers: dict[int, _Peer] = {}
-        for v in self.others:
-            c, s = X25519KeyPair.generate(), X25519KeyPair.generate()
-            limbs = secrets_to_limbs([s.private_bytes(), secrets.token_bytes(32)]).reshape(-1)
-            coeffs = np.empty((t, limbs.size), dtype=np.uint64)
-            coeffs[0] = limbs
-            coeffs[1:] = prg.random_below(FIELD_PRIME, (t - 1, limbs.size))
-            share = evaluate_polynomials(coeffs, [u + 1]).astype("<u4").reshape(2, -1)
-            self.peers[v] = _Peer(c, s, share[0].tobytes(), share[1].tobytes())
-
-    def _header(self) -> Header:
-        return Header(self.cfg.session, 0, SERVER, self.u, self.cfg.fingerprint)
-
-    def server_messages(self, adv: AdvertiseKeys) -> tuple[bytes, bytes, bytes]:
-        """The encoded keys, sealed shares and unmask request (everyone alive)."""
-        cfg, u = self.cfg, self.u
-        cp = tuple(adv.c_public if v == u else self.peers[v].c.public_bytes for v in self.ids)
-        sp = tuple(adv.s_public if v == u else self.peers[v].s.public_bytes for v in self.ids)
-        sealed = []
-        for v in self.others:
-            p = self.peers[v]
-            key = share_key(p.c, adv.c_public, session=cfg.session, round=0, me=v, peer=u)
-            sealed.append(seal_shares(key, session=cfg.session, round=0, owner=v, holder=u,
-                                      sk_share=p.sk_share, b_share=p.b_share))
-        return (
-            encode_message(KeysBroadcast(self._header(), self.ids, cp, sp)),
-            encode_message(SharesDelivery(self._header(), self.others, tuple(sealed))),
-            encode_message(UnmaskRequest(self._header(), self.ids)),
-        )
-
-    def round(self) -> tuple[float, list[bytes]]:
-        """One timed round: returns the client's seconds and the four messages it sent."""
-        client = SecAggClient(self.cfg, self.u, self.values)
-        adv, t1 = _timed(client.advertise_keys)
-        wire = self.server_messages(adv)  # the peers' and server's work: not timed
-        start = time.perf_counter()
-        sent = [encode_message(client.handle(decode_message(w))) for w in wire]  # type: ignore[arg-type]
-        t234 = time.perf_counter() - start
-        return t1 + t234, [encode_message(adv), *sent]
+def client_round(prep: PreparedClient) -> tuple[float, list[bytes]]:
+    """One timed round of client ``prep.u``: its seconds (stage 1 and stages 2-4, not the
+    peers' sealing) and the four messages it sent."""
+    client = SecAggClient(prep.cfg, prep.u, prep.values)
+    adv, t1 = _timed(client.advertise_keys)
+    wire = prep.server_messages(adv)  # the peers' and server's work: not timed
+    start = time.perf_counter()
+    sent = run_client(client, wire)
+    t234 = time.perf_counter() - start
+    return t1 + t234, [encode_message(adv), *sent]
 
 
 def client_table(clients: Sequence[int], dims: Sequence[int], repeat: int) -> list[list[str]]:
@@ -194,7 +140,7 @@ def client_table(clients: Sequence[int], dims: Sequence[int], repeat: int) -> li
         for d in dims:
             cfg = make_config(n, d, 0.0)
             prep = PreparedClient(cfg, n - 1, make_inputs(cfg, 1, seed=n + d)[0])
-            times = [prep.round()[0] for _ in range(repeat)]
+            times = [client_round(prep)[0] for _ in range(repeat)]
             rows.append([f"{n:,}", f"{d:,}", str(cfg.bits), str(cfg.threshold),
                          f"{statistics.median(times) * 1e3:,.1f}", "not available"])
     return rows
@@ -296,7 +242,7 @@ def counted_upload(n: int, d: int) -> tuple[dict[str, int], str]:
     u = n - 1
     values = np.zeros(d, dtype=cfg.dtype)  # the sizes do not depend on the values
     if n * d <= (1 << 31):
-        _, sent = PreparedClient(cfg, u, values).round()
+        _, sent = client_round(PreparedClient(cfg, u, values))
         how = "counted from a client round"
     else:
         sent = _shaped_messages(cfg, u, values)

@@ -52,6 +52,6 @@ def test_counted_upload_matches_the_message_layout(script: ModuleType) -> None:
 def test_shaped_messages_have_the_sizes_of_a_real_round(script: ModuleType) -> None:
     cfg = script.make_config(8, 512, 0.0)
     values = np.zeros(cfg.dim, dtype=cfg.dtype)
-    _, real = script.PreparedClient(cfg, cfg.n - 1, values).round()
+    _, real = script.client_round(script.PreparedClient(cfg, cfg.n - 1, values))
     shaped = script._shaped_messages(cfg, cfg.n - 1, values)
     assert [len(m) for m in shaped] == [len(m) for m in real]
